@@ -1,0 +1,28 @@
+"""The trading engine: pure, synchronous, deterministic. No I/O, no clocks, no threads."""
+
+from tradsys.engine.bars import Bar, BarAggregator, format_interval, parse_interval
+from tradsys.engine.book import OrderBook
+from tradsys.engine.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
+from tradsys.engine.errors import Rejected
+from tradsys.engine.events import (
+    Event,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderTriggered,
+)
+from tradsys.engine.instrument import DEFAULT_INSTRUMENTS, Instrument
+from tradsys.engine.order import Order
+from tradsys.engine.position import Position
+from tradsys.engine.risk import DEFAULT_LIMITS, RiskLimits
+from tradsys.engine.venue import Venue, VenueConfig
+
+__all__ = [
+    "Bar", "BarAggregator", "DEFAULT_INSTRUMENTS", "DEFAULT_LIMITS", "Event", "Instrument", "Order",
+    "OrderAccepted", "OrderAmended", "OrderBook", "OrderCancelled", "OrderExpired", "OrderFilled",
+    "OrderRejected", "OrderStatus", "OrderTriggered", "OrderType", "Position", "Rejected", "RiskLimits",
+    "SelfTradePrevention", "Side", "TimeInForce", "Venue", "VenueConfig", "format_interval", "parse_interval",
+]

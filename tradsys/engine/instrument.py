@@ -1,0 +1,97 @@
+"""Instruments and the conversions between decimal edge values and integer ticks/lots."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+from tradsys.engine.errors import Rejected
+
+CASH_SCALE = 10**8
+"""Cash amounts are integers in 1e-8 of the currency: exact, and fine enough for every default instrument."""
+
+
+def to_decimal(value: object, what: str) -> Decimal:
+    """Parse an edge value; floats are refused because they are not exact."""
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise Rejected(f"invalid_{what}", f"{what} {value!r} is not a decimal number") from None
+    else:
+        raise Rejected(f"invalid_{what}", f"{what} must be a decimal string, got {type(value).__name__}")
+    if not number.is_finite():
+        raise Rejected(f"invalid_{what}", f"{what} {value!r} is not finite")
+    return number
+
+
+def from_cash(units: int) -> Decimal:
+    return Decimal(units).scaleb(-8).normalize() if units else Decimal(0)
+
+
+def to_cash(value: object) -> int:
+    number = to_decimal(value, "amount") * CASH_SCALE
+    if number != number.to_integral_value():
+        raise Rejected("invalid_amount", f"amount {value!r} has more than 8 decimals")
+    return int(number)
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """A tradable pair. Inside the engine prices are ticks and quantities are lots."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: Decimal
+    lot_size: Decimal
+    min_qty: int = 1
+    max_qty: int = 10**12
+    cash_mult: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.tick_size <= 0 or self.lot_size <= 0:
+            raise ValueError(f"{self.symbol}: tick and lot size must be positive")
+        mult = self.tick_size * self.lot_size * CASH_SCALE
+        if mult != mult.to_integral_value():
+            raise ValueError(f"{self.symbol}: tick*lot must be a multiple of 1e-8")
+        object.__setattr__(self, "cash_mult", int(mult))
+
+    def price_to_ticks(self, value: object) -> int:
+        price = to_decimal(value, "price")
+        if price <= 0:
+            raise Rejected("invalid_price", f"price {price} must be positive")
+        ticks = price / self.tick_size
+        if ticks != ticks.to_integral_value():
+            raise Rejected("price_precision", f"price {price} is not a multiple of tick {self.tick_size}")
+        return int(ticks)
+
+    def qty_to_lots(self, value: object) -> int:
+        qty = to_decimal(value, "qty")
+        if qty <= 0:
+            raise Rejected("invalid_qty", f"qty {qty} must be positive")
+        lots = qty / self.lot_size
+        if lots != lots.to_integral_value():
+            raise Rejected("qty_precision", f"qty {qty} is not a multiple of lot {self.lot_size}")
+        return int(lots)
+
+    def price(self, ticks: int) -> Decimal:
+        return ticks * self.tick_size
+
+    def qty(self, lots: int) -> Decimal:
+        return lots * self.lot_size
+
+    def notional(self, ticks: int, lots: int) -> Decimal:
+        return from_cash(ticks * lots * self.cash_mult)
+
+
+def _default(symbol: str, tick: str, lot: str) -> Instrument:
+    base, quote = symbol.split("-")
+    return Instrument(symbol, base, quote, Decimal(tick), Decimal(lot), min_qty=1, max_qty=10**9)
+
+
+DEFAULT_INSTRUMENTS: tuple[Instrument, ...] = (
+    _default("BTC-USD", "0.01", "0.001"),
+    _default("ETH-USD", "0.01", "0.001"),
+    _default("SOL-USD", "0.001", "0.01"),
+)

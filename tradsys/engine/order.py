@@ -1,0 +1,73 @@
+"""The order as the venue tracks it: integer ticks and lots, mutable as it fills."""
+
+from typing import TYPE_CHECKING
+
+from tradsys.engine.enums import OrderStatus, OrderType, Side, TimeInForce
+
+if TYPE_CHECKING:
+    from tradsys.engine.account import Account
+    from tradsys.engine.position import Position
+
+
+class Order:
+    """A live or finished order. Slotted and hand-written: it is created on every command."""
+
+    __slots__ = (
+        "id", "account", "symbol", "side", "type", "tif", "price", "stop_price", "qty",
+        "open_qty", "filled_qty", "filled_cost", "status", "post_only", "reduce_only",
+        "client_id", "expire_ns", "created_ns", "updated_ns", "triggered", "seq", "hold", "acct", "pos",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        account: str,
+        symbol: str,
+        side: Side,
+        type: OrderType,
+        qty: int,
+        price: int | None = None,
+        stop_price: int | None = None,
+        tif: TimeInForce = TimeInForce.GTC,
+        post_only: bool = False,
+        reduce_only: bool = False,
+        client_id: str | None = None,
+        expire_ns: int | None = None,
+        ts: int = 0,
+    ) -> None:
+        self.id = id
+        self.account = account
+        self.symbol = symbol
+        self.side = side
+        self.type = type
+        self.tif = tif
+        self.price = price
+        self.stop_price = stop_price
+        self.qty = qty
+        self.open_qty = qty
+        self.filled_qty = 0
+        self.filled_cost = 0
+        self.status = OrderStatus.NEW
+        self.post_only = post_only
+        self.reduce_only = reduce_only
+        self.client_id = client_id
+        self.expire_ns = expire_ns
+        self.created_ns = ts
+        self.updated_ns = ts
+        self.triggered = False
+        self.seq = 0
+        self.hold = 0
+        """Cash (1e-8 units) held back per open lot while the order is open."""
+        self.acct: Account | None = None
+        self.pos: Position | None = None
+        """The venue links an accepted order to its account and position: fills touch both."""
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is OrderStatus.NEW or self.status is OrderStatus.PARTIALLY_FILLED
+
+    def __repr__(self) -> str:
+        return (
+            f"Order({self.id!r}, {self.account!r}, {self.symbol}, {self.side}, {self.type}, "
+            f"price={self.price}, qty={self.qty}, open={self.open_qty}, {self.status})"
+        )

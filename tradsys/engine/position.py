@@ -1,0 +1,44 @@
+"""Positions with average price and realized PnL, exact in integer notional units (ticks x lots)."""
+
+
+class Position:
+    """Signed quantity and its cost basis; realized PnL is booked when exposure is reduced.
+
+    Closing part of a position releases a proportional share of the cost basis, rounded down;
+    the remainder stays in the basis, so a full round trip realizes exactly what it made.
+    """
+
+    __slots__ = ("account", "symbol", "qty", "cost", "realized", "fees", "open_buy", "open_sell")
+
+    def __init__(self, account: str, symbol: str) -> None:
+        self.account = account
+        self.symbol = symbol
+        self.qty = 0
+        self.cost = 0
+        self.realized = 0
+        self.fees = 0
+        """Fees paid in cash units (negative for net rebates)."""
+        self.open_buy = 0
+        self.open_sell = 0
+        """Lots in open orders, for position limits that count what could still fill."""
+
+    def apply(self, signed_qty: int, price: int) -> int:
+        """Book a fill of `signed_qty` lots at `price` ticks; returns the realized PnL it adds."""
+        qty = self.qty
+        if qty == 0 or (qty > 0) == (signed_qty > 0):
+            self.qty = qty + signed_qty
+            self.cost += signed_qty * price
+            return 0
+        closing = min(abs(signed_qty), abs(qty))
+        released = self.cost * closing // abs(qty)
+        direction = 1 if qty > 0 else -1
+        pnl = direction * (closing * price) - released
+        self.cost -= released
+        self.qty = qty + signed_qty
+        if self.qty and (self.qty > 0) != (qty > 0):
+            self.cost = self.qty * price
+        self.realized += pnl
+        return pnl
+
+    def unrealized(self, mark: int) -> int:
+        return self.qty * mark - self.cost

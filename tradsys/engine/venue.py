@@ -1,0 +1,716 @@
+"""The venue: books, orders, accounts and risk behind one synchronous API.
+
+Every call takes the engine clock from its command (`ts`, nanoseconds) and returns the events it
+caused, in the order they happened. Nothing here reads a wall clock, a file or a socket, so the
+same commands always give the same events: the daemon, the backtester and `tradsys replay` all
+run this code.
+
+The path of a new order: validate -> pre-trade risk -> accept (hold cash, count open qty) ->
+match against the book -> book fills (positions, fees, cash) -> rest, cancel the remainder or
+expire it -> trigger stop orders that the new last price crossed.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from heapq import heappop, heappush
+from typing import Iterable
+
+from tradsys.engine.account import Account
+from tradsys.engine.book import OrderBook
+from tradsys.engine.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
+from tradsys.engine.errors import Rejected
+from tradsys.engine.events import (
+    Event,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderTriggered,
+)
+from tradsys.engine.instrument import DEFAULT_INSTRUMENTS, Instrument, to_cash, to_decimal
+from tradsys.engine.order import Order
+from tradsys.engine.position import Position
+from tradsys.engine.risk import SECOND_NS, CircuitBreaker, Limits, RiskLimits
+
+DAY_NS = 86_400 * SECOND_NS
+FEE_SCALE = 1_000_000
+"""Fee rates are integers in millionths (1 bp = 100), so 0.25 bp is representable exactly."""
+
+BUY, SELL = Side.BUY, Side.SELL
+LIMIT, MARKET, STOP, STOP_LIMIT = OrderType.LIMIT, OrderType.MARKET, OrderType.STOP, OrderType.STOP_LIMIT
+NEW, PARTIAL, FILLED = OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED
+GTC, IOC, FOK, DAY, GTD = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.DAY, TimeInForce.GTD
+
+
+def fee_rate(bps: object) -> int:
+    """Basis points (negative = rebate) as an integer rate in millionths."""
+    rate = to_decimal(bps, "fee") * 100
+    if rate != rate.to_integral_value():
+        raise ValueError(f"fee {bps} bps is finer than 0.01 bp")
+    return int(rate)
+
+
+@dataclass(slots=True)
+class VenueConfig:
+    maker_fee_bps: Decimal = Decimal("1")
+    taker_fee_bps: Decimal = Decimal("5")
+    initial_balances: dict[str, Decimal] | None = None
+    """Cash every new account starts with; default 1,000,000 USD."""
+    risk: bool = True
+    stp: SelfTradePrevention = SelfTradePrevention.CANCEL_RESTING
+
+
+class Venue:
+    def __init__(self, instruments: Iterable[Instrument] = DEFAULT_INSTRUMENTS, config: VenueConfig | None = None) -> None:
+        config = config or VenueConfig()
+        self.instruments: dict[str, Instrument] = {i.symbol: i for i in instruments}
+        self.books: dict[str, OrderBook] = {s: OrderBook(s) for s in self.instruments}
+        self.last: dict[str, int | None] = {s: None for s in self.instruments}
+        self.orders: dict[str, Order] = {}
+        """Open orders, resting or waiting for their stop price."""
+        self.accounts: dict[str, Account] = {}
+        self.limits = RiskLimits()
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self.halted: dict[str, str] = {}
+        """Manual halts: symbol -> reason."""
+        self.kill_switch = False
+        self.risk = config.risk
+        self.stp = config.stp
+        self.maker_rate = fee_rate(config.maker_fee_bps)
+        self.taker_rate = fee_rate(config.taker_fee_bps)
+        balances = config.initial_balances if config.initial_balances is not None else {"USD": Decimal(1_000_000)}
+        self.initial_balances = {ccy: to_cash(amount) for ccy, amount in balances.items()}
+        self.now = 0
+        self._seen_ids: set[str] = set()
+        self._seq = 0
+        self._trade_seq = 0
+        self._expiries: list[tuple[int, int, Order]] = []
+        self._stops: dict[str, tuple[list[tuple[int, int, Order]], list[tuple[int, int, Order]]]] = {
+            s: ([], []) for s in self.instruments
+        }
+        for symbol in self.instruments:
+            self._reset_breaker(symbol)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def account(self, account_id: str) -> Account:
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            acct = self.accounts[account_id] = Account(account_id, self.initial_balances)
+        return acct
+
+    def instrument(self, symbol: str) -> Instrument:
+        inst = self.instruments.get(symbol)
+        if inst is None:
+            raise Rejected("unknown_symbol", f"unknown symbol {symbol!r}; known: {', '.join(self.instruments)}")
+        return inst
+
+    def halt_reason(self, symbol: str) -> str | None:
+        """Why new orders on `symbol` are refused right now, or None while it trades."""
+        if symbol in self.halted:
+            return "halted"
+        if self.breakers[symbol].is_open(self.now):
+            return "circuit_breaker"
+        return None
+
+    def reference_price(self, symbol: str) -> int | None:
+        """Last trade, else mid: the centre of the price band and the mark for unrealized PnL."""
+        last = self.last[symbol]
+        return last if last is not None else self.books[symbol].mid()
+
+    # -- commands ------------------------------------------------------------------------
+
+    def place(self, order: Order) -> list[Event]:
+        out: list[Event] = []
+        ts = order.created_ns
+        if ts > self.now:
+            self._clock(ts, out)
+        else:
+            order.created_ns = order.updated_ns = ts = self.now
+        try:
+            acct = self._admit(order)
+        except Rejected as rej:
+            order.status = OrderStatus.REJECTED
+            out.append(OrderRejected(ts, order.id, order.account, rej.reason, rej.message))
+            return out
+        self._accept(order, acct, out)
+        return out
+
+    def check(self, order: Order) -> None:
+        """Dry run of everything `place` would check; raises Rejected and changes nothing."""
+        self._admit(order, dry_run=True)
+
+    def cancel(self, order_id: str, ts: int = 0, account: str | None = None) -> list[Event]:
+        out: list[Event] = []
+        ts = self._clock(ts, out)
+        order = self._open_order(order_id, account, "cancel", ts, out)
+        if order is not None:
+            self._finish(order, OrderStatus.CANCELLED, "user", out)
+        return out
+
+    def cancel_all(self, ts: int = 0, account: str | None = None, symbol: str | None = None) -> list[Event]:
+        out: list[Event] = []
+        self._clock(ts, out)
+        for order in list(self.orders.values()):
+            if (account is None or order.account == account) and (symbol is None or order.symbol == symbol):
+                self._finish(order, OrderStatus.CANCELLED, "user", out)
+        return out
+
+    def amend(
+        self,
+        order_id: str,
+        price: int | None = None,
+        qty: int | None = None,
+        stop_price: int | None = None,
+        ts: int = 0,
+        account: str | None = None,
+    ) -> list[Event]:
+        """Change price, open quantity or stop price.
+
+        Lowering the quantity keeps time priority. Anything else loses it: the order leaves the
+        book and arrives again, so a new price may trade at once.
+        """
+        out: list[Event] = []
+        ts = self._clock(ts, out)
+        order = self._open_order(order_id, account, "amend", ts, out)
+        if order is None:
+            return out
+        try:
+            self._amend(order, price, qty, stop_price, ts, out)
+        except Rejected as rej:
+            out.append(OrderRejected(ts, order.id, order.account, rej.reason, rej.message, op="amend"))
+        return out
+
+    def advance(self, ts: int) -> list[Event]:
+        """Move the engine clock without a command: orders whose time is up expire."""
+        out: list[Event] = []
+        self._clock(ts, out)
+        return out
+
+    def halt(self, symbol: str, reason: str = "manual") -> None:
+        self.instrument(symbol)
+        self.halted[symbol] = reason
+
+    def resume(self, symbol: str) -> None:
+        """Lift a manual halt and close a tripped circuit breaker."""
+        self.instrument(symbol)
+        self.halted.pop(symbol, None)
+        self._reset_breaker(symbol)
+
+    def set_kill_switch(self, on: bool, ts: int = 0) -> list[Event]:
+        """On: refuse every new order and cancel every open one."""
+        out: list[Event] = []
+        self._clock(ts, out)
+        self.kill_switch = on
+        if on:
+            for order in list(self.orders.values()):
+                self._finish(order, OrderStatus.CANCELLED, "kill_switch", out)
+        return out
+
+    def set_limit(self, key: str, value: object, account: str | None = None, symbol: str | None = None) -> None:
+        if symbol is not None:
+            self.instrument(symbol)
+        self.limits.set(key, value, account, symbol)
+        if key.startswith("breaker_"):
+            for sym in self.instruments if symbol is None else (symbol,):
+                self._reset_breaker(sym, keep_halt=True)
+
+    def deposit(self, account_id: str, currency: str, amount: object) -> None:
+        acct = self.account(account_id)
+        acct.balances[currency] = acct.balances.get(currency, 0) + to_cash(amount)
+
+    # -- admission -------------------------------------------------------------------------
+
+    def _clock(self, ts: int, out: list[Event]) -> int:
+        if ts > self.now:
+            self.now = ts
+            expiries = self._expiries
+            while expiries and expiries[0][0] <= ts:
+                _, _, order = heappop(expiries)
+                if order.status is NEW or order.status is PARTIAL:
+                    self._finish(order, OrderStatus.EXPIRED, "expired", out)
+        return self.now
+
+    def _admit(self, order: Order, dry_run: bool = False) -> Account:
+        """Every refusal a new order can meet, cheapest and most common checks first."""
+        symbol = order.symbol
+        inst = self.instruments.get(symbol)
+        if inst is None:
+            raise Rejected("unknown_symbol", f"unknown symbol {symbol!r}")
+        if order.id in self._seen_ids:
+            raise Rejected("duplicate_order_id", f"order id {order.id!r} was used before")
+        acct = self.accounts.get(order.account) or self.account(order.account)
+        if order.client_id is not None and order.client_id in acct.client_ids:
+            raise Rejected("duplicate_client_id", f"client id {order.client_id!r} was used before by {order.account}")
+        if self.kill_switch:
+            raise Rejected("kill_switch", "the kill switch is on: no new orders")
+        if (self.halted and symbol in self.halted) or self.breakers[symbol].halted_until > self.now:
+            raise Rejected(self.halt_reason(symbol) or "halted", f"{symbol} is halted")
+        qty, price, otype = order.qty, order.price, order.type
+        if qty <= 0:
+            raise Rejected("invalid_qty", "qty must be positive")
+        if otype is LIMIT and order.stop_price is None:
+            if price is None or price <= 0:
+                raise Rejected("invalid_price", "a limit order needs a positive price")
+        else:
+            self._admit_type(order)
+        if order.tif is not GTC or order.expire_ns is not None:
+            self._admit_tif(order)
+        pos = acct.positions.get(symbol)
+        if order.post_only or order.reduce_only:
+            self._admit_flags(order, pos)
+        if not self.risk:
+            return acct
+        limits = self.limits.resolved(order.account, inst)
+        if limits.rate is not None:
+            self._throttle(acct, limits.rate, dry_run)
+        if limits.loss is not None and not order.reduce_only:
+            if acct.loss_day == self.now // DAY_NS and -acct.day_realized >= limits.loss:
+                raise Rejected("daily_loss_limit", "the account reached its daily loss limit")
+        if qty < inst.min_qty or qty > inst.max_qty:
+            limit, name = (inst.min_qty, "min_qty") if qty < inst.min_qty else (inst.max_qty, "max_qty")
+            raise Rejected(name, f"qty {inst.qty(qty)} is outside the {name.replace('_', ' ')} {inst.qty(limit)}")
+        if price is not None and limits.band_ppm is not None:
+            ref = self.reference_price(symbol) if order.stop_price is None else order.stop_price
+            if ref is not None:
+                self._check_band(inst, limits, price, ref)
+        if price is None:
+            price = self._market_price(order, limits)
+            if price is None:
+                return acct
+        notional = price * qty * inst.cash_mult
+        if limits.max_notional is not None and notional > limits.max_notional:
+            raise Rejected(
+                "max_notional",
+                f"order notional {inst.notional(price, qty):,} > limit {limits.max_notional // 10**8:,} {inst.quote}",
+            )
+        if order.reduce_only:
+            return acct
+        if limits.max_position is not None:
+            if pos is None:
+                exposure = qty
+            elif order.side is BUY:
+                exposure = pos.qty + pos.open_buy + qty
+            else:
+                exposure = -(pos.qty - pos.open_sell - qty)
+            if exposure > limits.max_position:
+                raise Rejected(
+                    "max_position",
+                    f"position could reach {inst.qty(exposure)} > limit {inst.qty(limits.max_position)} {inst.base}",
+                )
+        quote = inst.quote
+        available = acct.balances.get(quote, 0) - acct.reserved.get(quote, 0) - acct.margin.get(quote, 0)
+        if notional > available:
+            raise Rejected(
+                "insufficient_balance",
+                f"order needs {inst.notional(price, qty):,} {quote}, available {available / 10**8:,.2f}",
+            )
+        return acct
+
+    def _admit_type(self, order: Order) -> None:
+        otype = order.type
+        if otype is LIMIT or otype is STOP_LIMIT:
+            if order.price is None or order.price <= 0:
+                raise Rejected("invalid_price", f"a {otype} order needs a positive price")
+        elif order.price is not None:
+            raise Rejected("invalid_price", f"a {otype} order takes no price")
+        if otype is STOP or otype is STOP_LIMIT:
+            if order.stop_price is None or order.stop_price <= 0:
+                raise Rejected("invalid_stop_price", f"a {otype} order needs a positive stop price")
+        elif order.stop_price is not None:
+            raise Rejected("invalid_stop_price", f"a {otype} order takes no stop price")
+        if otype is MARKET and (order.tif is not IOC and order.tif is not FOK):
+            order.tif = IOC
+
+    def _admit_tif(self, order: Order) -> None:
+        if order.tif is GTD:
+            if order.expire_ns is None or order.expire_ns <= self.now:
+                raise Rejected("invalid_expire", "a GTD order needs an expiry after the engine clock")
+        elif order.tif is DAY:
+            order.expire_ns = (self.now // DAY_NS + 1) * DAY_NS
+        elif order.expire_ns is not None:
+            raise Rejected("invalid_expire", f"a {order.tif} order takes no expiry")
+
+    def _admit_flags(self, order: Order, pos: Position | None) -> None:
+        if order.post_only:
+            if order.type is not LIMIT or order.tif is IOC or order.tif is FOK:
+                raise Rejected("invalid_post_only", "post-only needs a resting limit order")
+            if self.books[order.symbol].would_take(order.side, order.price):
+                raise Rejected("post_only", "post-only order would take liquidity")
+        if order.reduce_only:
+            held = 0 if pos is None else (-pos.qty if order.side is BUY else pos.qty)
+            if order.qty > held:
+                raise Rejected("reduce_only", f"reduce-only order for {order.qty} lots exceeds the {max(held, 0)} it can reduce")
+
+    def _throttle(self, acct: Account, rate: int, dry_run: bool) -> None:
+        """Count an order against its account's per-second budget (engine-clock seconds)."""
+        second = self.now // SECOND_NS
+        if acct.rate_second != second:
+            if not dry_run:
+                acct.rate_second, acct.rate_count = second, 1
+        elif acct.rate_count >= rate:
+            raise Rejected("rate_limit", f"more than {rate} orders per second")
+        elif not dry_run:
+            acct.rate_count += 1
+
+    @staticmethod
+    def _check_band(inst: Instrument, limits: Limits, price: int, ref: int) -> None:
+        if limits.band_ppm is not None and abs(price - ref) * 1_000_000 > ref * limits.band_ppm:
+            raise Rejected(
+                "price_band",
+                f"price {inst.price(price)} is more than {limits.band_ppm / 10_000:g}% from {inst.price(ref)}",
+            )
+
+    def _market_price(self, order: Order, limits: Limits | None) -> int | None:
+        """The worst price a market order may trade at: the edge of the band around the reference.
+
+        Without a band (`limits` None or no band limit) this is the reference itself, used only to
+        size the cash hold; the order then sweeps the book at any price.
+        """
+        symbol = order.symbol
+        if order.type is STOP:
+            ref = order.stop_price if not order.triggered else self.reference_price(symbol)
+        else:
+            ref = self.reference_price(symbol)
+        book = self.books[symbol]
+        if ref is None:
+            ref = book.best_ask() if order.side is BUY else book.best_bid()
+            if ref is None:
+                return None
+        if limits is None or limits.band_ppm is None:
+            return ref
+        if order.side is BUY:
+            return ref + ref * limits.band_ppm // 1_000_000
+        return max(1, ref - ref * limits.band_ppm // 1_000_000)
+
+    # -- acceptance and execution ----------------------------------------------------------
+
+    def _accept(self, order: Order, acct: Account, out: list[Event]) -> None:
+        inst = self.instruments[order.symbol]
+        self._seen_ids.add(order.id)
+        if order.client_id is not None:
+            acct.client_ids.add(order.client_id)
+        self._seq += 1
+        order.seq = self._seq
+        self.orders[order.id] = order
+        order.acct = acct
+        pos = order.pos = acct.positions.get(order.symbol) or acct.position(order.symbol)
+        if order.side is BUY:
+            pos.open_buy += order.qty
+        else:
+            pos.open_sell += order.qty
+        if order.reduce_only:
+            acct.reduce_only_open += 1
+        else:
+            price = order.price if order.price is not None else self._market_price(order, self._limits(order))
+            if price is not None:
+                order.hold = hold = price * inst.cash_mult
+                reserved = acct.reserved
+                reserved[inst.quote] = reserved.get(inst.quote, 0) + hold * order.qty
+        out.append(OrderAccepted(order.created_ns, order))
+        if order.expire_ns is not None:
+            heappush(self._expiries, (order.expire_ns, order.seq, order))
+        if order.type is STOP or order.type is STOP_LIMIT:
+            self._arm(order, out)
+        else:
+            self._execute(order, out)
+
+    def _limits(self, order: Order) -> Limits | None:
+        return self.limits.resolved(order.account, self.instruments[order.symbol]) if self.risk else None
+
+    def _arm(self, order: Order, out: list[Event]) -> None:
+        """Wait for the stop price, or trigger at once when the last trade is already through it."""
+        last = self.last[order.symbol]
+        stop = order.stop_price
+        if last is not None and (last >= stop if order.side is BUY else last <= stop):
+            self._trigger(order, out)
+            return
+        buys, sells = self._stops[order.symbol]
+        if order.side is BUY:
+            heappush(buys, (stop, order.seq, order))
+        else:
+            heappush(sells, (-stop, order.seq, order))
+
+    def _trigger(self, order: Order, out: list[Event]) -> None:
+        order.triggered = True
+        order.updated_ns = self.now
+        out.append(OrderTriggered(self.now, order))
+        self._execute(order, out)
+
+    def _execute(self, order: Order, out: list[Event]) -> None:
+        symbol = order.symbol
+        book = self.books[symbol]
+        otype = order.type
+        rests = not (otype is MARKET or otype is STOP or order.tif is IOC or order.tif is FOK)
+        if otype is LIMIT or otype is STOP_LIMIT:
+            limit = order.price
+            if rests and not book.would_take(order.side, limit):
+                book.add(order)
+                return
+        else:
+            limits = self._limits(order)
+            limit = None if limits is None or limits.band_ppm is None else self._market_price(order, limits)
+        if order.tif is FOK and not book.fillable(order.side, limit, order.open_qty, order.account, self.stp):
+            self._finish(order, OrderStatus.CANCELLED, "fok_unfilled", out)
+            return
+        matches, stp_cancelled, taker_stopped = book.match(order, limit, self.stp)
+        for maker in stp_cancelled:
+            self._finish(maker, OrderStatus.CANCELLED, "self_trade", out)
+        if matches:
+            self._fill(order, matches, out)
+        if order.open_qty:
+            if taker_stopped:
+                self._finish(order, OrderStatus.CANCELLED, "self_trade", out)
+            elif rests:
+                book.add(order)
+            else:
+                self._finish(order, OrderStatus.CANCELLED, "unfilled_remainder", out)
+        if matches:
+            self._fire_stops(symbol, out)
+
+    def _fill(self, taker: Order, matches: list[tuple[Order, int, int]], out: list[Event]) -> None:
+        """Book a taker's matches: order state, positions, fees, cash, then last price and breaker."""
+        symbol = taker.symbol
+        inst = self.instruments[symbol]
+        mult, quote = inst.cash_mult, inst.quote
+        now = self.now
+        day = now // DAY_NS
+        taker_rate, maker_rate = self.taker_rate, self.maker_rate
+        settle = self._settle
+        trim = False
+        for maker, price, qty in matches:
+            notional = price * qty * mult
+            taker_fee = -((-notional * taker_rate) // FEE_SCALE)
+            maker_fee = -((-notional * maker_rate) // FEE_SCALE)
+            settle(taker, price, qty, taker_fee, mult, quote, day)
+            settle(maker, price, qty, maker_fee, mult, quote, day)
+            self._trade_seq += 1
+            out.append(OrderFilled(now, self._trade_seq, symbol, taker, maker, price, qty, taker_fee, maker_fee,
+                                   taker.open_qty, maker.open_qty))
+            trim = trim or maker.acct.reduce_only_open > 0
+        if trim or taker.acct.reduce_only_open:
+            for acct in {taker.acct, *(m.acct for m, _, _ in matches)}:
+                if acct.reduce_only_open:
+                    self._trim_reduce_only(acct, symbol, out)
+        first, last = matches[0][1], matches[-1][1]
+        self.last[symbol] = last
+        breaker = self.breakers[symbol]
+        if first != last:
+            breaker.on_trade(now, first)
+        breaker.on_trade(now, last)
+
+    def _settle(self, order: Order, price: int, qty: int, fee: int, mult: int, quote: str, day: int) -> None:
+        order.open_qty -= qty
+        order.filled_qty += qty
+        order.filled_cost += price * qty
+        order.updated_ns = self.now
+        acct = order.acct
+        pos = order.pos
+        before = pos.cost if pos.cost >= 0 else -pos.cost
+        if order.side is BUY:
+            pos.open_buy -= qty
+            realized = pos.apply(qty, price)
+        else:
+            pos.open_sell -= qty
+            realized = pos.apply(-qty, price)
+        pos.fees += fee
+        cash = realized * mult - fee
+        balances, margin = acct.balances, acct.margin
+        balances[quote] = balances.get(quote, 0) + cash
+        margin[quote] = margin.get(quote, 0) + ((pos.cost if pos.cost >= 0 else -pos.cost) - before) * mult
+        if order.hold:
+            acct.reserved[quote] -= order.hold * qty
+        if acct.loss_day != day:
+            acct.loss_day, acct.day_realized = day, 0
+        acct.day_realized += cash
+        if order.open_qty:
+            order.status = PARTIAL
+        else:
+            order.status = FILLED
+            del self.orders[order.id]
+            if order.reduce_only:
+                acct.reduce_only_open -= 1
+
+    def _trim_reduce_only(self, acct: Account, symbol: str, out: list[Event]) -> None:
+        """Resting reduce-only orders may never add exposure: shrink or cancel them as the position shrinks."""
+        pos = acct.positions[symbol]
+        for order in [o for o in self.orders.values() if o.account == acct.id and o.symbol == symbol and o.reduce_only]:
+            held = max(0, -pos.qty if order.side is BUY else pos.qty)
+            if order.open_qty <= held:
+                continue
+            if held == 0:
+                self._finish(order, OrderStatus.CANCELLED, "reduce_only", out)
+            else:
+                self._shrink(order, held)
+                out.append(OrderAmended(self.now, order))
+
+    def _shrink(self, order: Order, open_qty: int) -> None:
+        """Lower open quantity in place, keeping priority, and release what the difference held."""
+        delta = order.open_qty - open_qty
+        acct, pos = order.acct, order.pos
+        if order.side is BUY:
+            pos.open_buy -= delta
+        else:
+            pos.open_sell -= delta
+        if order.hold:
+            acct.reserved[self.instruments[order.symbol].quote] -= order.hold * delta
+        book = self.books[order.symbol]
+        if book.contains(order):
+            book.reduce(order, open_qty)
+        else:
+            order.open_qty = open_qty
+        order.qty -= delta
+
+    def _fire_stops(self, symbol: str, out: list[Event]) -> None:
+        buys, sells = self._stops[symbol]
+        while True:
+            last = self.last[symbol]
+            if buys and buys[0][0] <= last:
+                _, seq, order = heappop(buys)
+            elif sells and -sells[0][0] >= last:
+                _, seq, order = heappop(sells)
+            else:
+                return
+            if seq != order.seq or order.triggered or not (order.status is NEW or order.status is PARTIAL):
+                continue
+            if self.halt_reason(symbol) is not None:
+                self._arm_again(order)
+                return
+            self._trigger(order, out)
+
+    def _arm_again(self, order: Order) -> None:
+        buys, sells = self._stops[order.symbol]
+        if order.side is BUY:
+            heappush(buys, (order.stop_price, order.seq, order))
+        else:
+            heappush(sells, (-order.stop_price, order.seq, order))
+
+    def _finish(self, order: Order, status: OrderStatus, reason: str, out: list[Event]) -> None:
+        """End an open order: out of the book, its holds and open quantity released."""
+        self.books[order.symbol].discard(order)
+        acct, pos = order.acct, order.pos
+        if order.side is BUY:
+            pos.open_buy -= order.open_qty
+        else:
+            pos.open_sell -= order.open_qty
+        if order.hold:
+            acct.reserved[self.instruments[order.symbol].quote] -= order.hold * order.open_qty
+        if order.reduce_only:
+            acct.reduce_only_open -= 1
+        order.open_qty = 0
+        order.status = status
+        order.updated_ns = self.now
+        del self.orders[order.id]
+        if status is OrderStatus.EXPIRED:
+            out.append(OrderExpired(self.now, order))
+        else:
+            out.append(OrderCancelled(self.now, order, reason))
+
+    # -- amend -----------------------------------------------------------------------------
+
+    def _open_order(self, order_id: str, account: str | None, op: str, ts: int, out: list[Event]) -> Order | None:
+        order = self.orders.get(order_id)
+        if order is None or (account is not None and order.account != account):
+            reason = "order_closed" if order is None and order_id in self._seen_ids else "unknown_order"
+            out.append(OrderRejected(ts, order_id, account or "", reason, f"no open order {order_id!r}", op=op))
+            return None
+        return order
+
+    def _amend(self, order: Order, price: int | None, qty: int | None, stop_price: int | None, ts: int,
+               out: list[Event]) -> None:
+        if qty is not None and qty <= 0:
+            raise Rejected("invalid_qty", "new open qty must be positive")
+        if price is not None and price <= 0:
+            raise Rejected("invalid_price", "price must be positive")
+        if price is not None and order.price is None:
+            raise Rejected("invalid_price", f"a {order.type} order has no price to amend")
+        if stop_price is not None and (order.stop_price is None or order.triggered):
+            raise Rejected("invalid_stop_price", "only a pending stop order has a stop price to amend")
+        new_price = order.price if price is None else price
+        new_open = order.open_qty if qty is None else qty
+        new_stop = order.stop_price if stop_price is None else stop_price
+        if new_price == order.price and new_stop == order.stop_price and new_open <= order.open_qty:
+            if new_open < order.open_qty:
+                self._shrink(order, new_open)
+            order.updated_ns = ts
+            out.append(OrderAmended(ts, order))
+            return
+        if self.kill_switch:
+            raise Rejected("kill_switch", "the kill switch is on")
+        halt = self.halt_reason(order.symbol)
+        if halt is not None:
+            raise Rejected(halt, f"{order.symbol} is halted: only size reductions are accepted")
+        book = self.books[order.symbol]
+        resting = order.type is LIMIT or order.triggered
+        if order.post_only and book.would_take(order.side, new_price):
+            raise Rejected("post_only", "post-only order would take liquidity at the new price")
+        self._check_amend(order, new_price, new_open, new_stop)
+        book.discard(order)
+        delta = new_open - order.open_qty
+        acct, pos = order.acct, order.pos
+        if order.side is BUY:
+            pos.open_buy += delta
+        else:
+            pos.open_sell += delta
+        if order.hold:
+            quote = self.instruments[order.symbol].quote
+            acct.reserved[quote] -= order.hold * order.open_qty
+            order.hold = new_price * self.instruments[order.symbol].cash_mult
+            acct.reserved[quote] += order.hold * new_open
+        order.price, order.stop_price = new_price, new_stop
+        order.qty += delta
+        order.open_qty = new_open
+        order.updated_ns = ts
+        self._seq += 1
+        order.seq = self._seq
+        out.append(OrderAmended(ts, order))
+        if resting:
+            self._execute(order, out)
+        else:
+            self._arm(order, out)
+
+    def _check_amend(self, order: Order, price: int | None, open_qty: int, stop: int | None) -> None:
+        if not self.risk:
+            return
+        inst = self.instruments[order.symbol]
+        acct = order.acct
+        limits = self.limits.resolved(order.account, inst)
+        if limits.rate is not None:
+            self._throttle(acct, limits.rate, dry_run=False)
+        if price is not None:
+            ref = stop if stop is not None and not order.triggered else self.reference_price(order.symbol)
+            if ref is not None:
+                self._check_band(inst, limits, price, ref)
+        total = order.filled_qty + open_qty
+        if total > inst.max_qty:
+            raise Rejected("max_qty", f"qty {inst.qty(total)} above maximum {inst.qty(inst.max_qty)}")
+        if price is None or order.reduce_only:
+            return
+        notional = price * open_qty * inst.cash_mult
+        if limits.max_notional is not None and notional > limits.max_notional:
+            raise Rejected(
+                "max_notional",
+                f"order notional {inst.notional(price, open_qty):,} > limit {limits.max_notional // 10**8:,} {inst.quote}",
+            )
+        pos = order.pos
+        delta = open_qty - order.open_qty
+        if limits.max_position is not None and delta > 0:
+            exposure = pos.qty + pos.open_buy + delta if order.side is BUY else -(pos.qty - pos.open_sell - delta)
+            if exposure > limits.max_position:
+                raise Rejected("max_position", f"position could reach {inst.qty(exposure)} {inst.base}")
+        extra = notional - order.hold * order.open_qty
+        if extra > 0 and extra > acct.available(inst.quote):
+            raise Rejected("insufficient_balance", f"amend needs {extra / 10**8:,.2f} {inst.quote} more")
+
+    def _reset_breaker(self, symbol: str, keep_halt: bool = False) -> None:
+        old = self.breakers.get(symbol)
+        get = self.limits.get
+        breaker = CircuitBreaker(
+            get("breaker_move_pct", None, symbol), get("breaker_window_s", None, symbol),
+            get("breaker_cooldown_s", None, symbol),
+        )
+        if keep_halt and old is not None:
+            breaker.halted_until, breaker.tripped_ns, breaker.reason = old.halted_until, old.tripped_ns, old.reason
+        self.breakers[symbol] = breaker
