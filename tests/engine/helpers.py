@@ -83,6 +83,7 @@ class Sim:
 
     def __init__(self, venue: Venue | None = None, **config: object) -> None:
         self.v = venue if venue is not None else Venue(config=VenueConfig(**config))
+        self._n = 0
 
     # -- commands ----------------------------------------------------------------------
 
@@ -157,12 +158,15 @@ class Sim:
         )
 
     def trade(self, price: str, qty: str = "0.001", ts: int = 0, symbol: str = BTC) -> None:
-        """Print a trade at `price` between two bystander accounts (sets the last price)."""
-        n = len(self.v.orders) + self.v._trade_seq if hasattr(self.v, "_trade_seq") else 0
-        tag = f"{symbol}-{price}-{ts}-{n}-{id(object())}"
-        assert not cancels(self.sell(f"mk-{tag}", qty, price, account="mm1", symbol=symbol, ts=ts))
-        events = self.buy(f"tk-{tag}", qty, price, account="mm2", symbol=symbol, ts=ts, tif="IOC")
-        assert [self.fmt_fill(e)[2] for e in events if isinstance(e, OrderFilled)] == [price.rstrip("0").rstrip(".") if "." in price else price], events
+        """Print one trade at `price` between two bystander accounts, which sets the last price."""
+        self._n += 1
+        maker, taker = f"_mk{self._n}", f"_tk{self._n}"
+        placed = self.sell(maker, qty, price, account="mm1", symbol=symbol, ts=ts)
+        assert kinds(placed) == ["accepted"], placed
+        taken = self.buy(taker, qty, price, account="mm2", symbol=symbol, ts=ts, tif="IOC")
+        inst = self.v.instruments[symbol]
+        expected = (taker, maker, text(inst.price(inst.price_to_ticks(price))), text(inst.qty(inst.qty_to_lots(qty))))
+        assert self.fills(taken) == [expected], taken
 
     # -- views -------------------------------------------------------------------------
 
@@ -194,23 +198,36 @@ class Sim:
     def acct(self, account: str = "a1") -> Account:
         return self.v.account(account)
 
-    def pos(self, account: str = "a1", symbol: str = BTC) -> Position:
-        return self.v.account(account).position(symbol)
+    def pos(self, account: str = "a1", symbol: str = BTC) -> Position | None:
+        """The account's position in `symbol`, None while it never had one."""
+        return self.v.account(account).positions.get(symbol)
 
     def pos_qty(self, account: str = "a1", symbol: str = BTC) -> str:
-        return text(self.v.instruments[symbol].qty(self.pos(account, symbol).qty))
+        pos = self.pos(account, symbol)
+        return text(self.v.instruments[symbol].qty(0 if pos is None else pos.qty))
 
     def open(self, oid: str) -> Order:
         return self.v.orders[oid]
 
-    def qty(self, lots: int, symbol: str = BTC) -> str:
-        return text(self.v.instruments[symbol].qty(lots))
-
     def reserved(self, account: str = "a1", ccy: str = "USD") -> int:
-        return self.acct(account).reserved.get(ccy, 0)
+        return cash_field(self.acct(account), ccy, "reserved")
 
     def margin(self, account: str = "a1", ccy: str = "USD") -> int:
-        return self.acct(account).margin.get(ccy, 0)
+        return cash_field(self.acct(account), ccy, "margin")
 
     def balance(self, account: str = "a1", ccy: str = "USD") -> int:
-        return self.acct(account).balances.get(ccy, 0)
+        return cash_field(self.acct(account), ccy, "balance")
+
+    def available(self, account: str = "a1", ccy: str = "USD") -> int:
+        return self.balance(account, ccy) - self.reserved(account, ccy) - self.margin(account, ccy)
+
+
+def cash_field(acct: Account, ccy: str, field: str) -> int:
+    """balance / reserved / margin of one currency, whichever way the account stores them
+    (per-currency wallets, or one dict per field)."""
+    wallets = getattr(acct, "wallets", None)
+    if wallets is not None:
+        wallet = wallets.get(ccy)
+        return 0 if wallet is None else getattr(wallet, field)
+    store = getattr(acct, "balances" if field == "balance" else field)
+    return store.get(ccy, 0)

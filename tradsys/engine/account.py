@@ -1,4 +1,4 @@
-"""Paper-trading accounts: cash per currency, what open orders hold back, and positions.
+"""Paper-trading accounts: a wallet per currency, and positions.
 
 The venue margins every position fully (1x): a position ties up its cost basis, an open order
 ties up its notional at its limit price (market orders: at the edge of the price band). Cash
@@ -8,17 +8,33 @@ moves only by realized PnL and fees, so equity = balance + unrealized PnL.
 from tradsys.engine.position import Position
 
 
+class Wallet:
+    """Cash in one currency, in 1e-8 units."""
+
+    __slots__ = ("currency", "balance", "reserved", "margin")
+
+    def __init__(self, currency: str, balance: int = 0) -> None:
+        self.currency = currency
+        self.balance = balance
+        self.reserved = 0
+        """Held back by open orders."""
+        self.margin = 0
+        """Tied up in open positions (their cost basis)."""
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.reserved - self.margin
+
+
 class Account:
     __slots__ = (
-        "id", "balances", "reserved", "margin", "positions", "client_ids",
-        "rate_second", "rate_count", "loss_day", "day_realized", "reduce_only_open",
+        "id", "wallets", "positions", "client_ids", "rate_second", "rate_count", "loss_day",
+        "day_realized", "reduce_only_open",
     )
 
     def __init__(self, id: str, balances: dict[str, int]) -> None:
         self.id = id
-        self.balances = dict(balances)
-        self.reserved: dict[str, int] = {}
-        self.margin: dict[str, int] = {}
+        self.wallets = {ccy: Wallet(ccy, amount) for ccy, amount in balances.items()}
         self.positions: dict[str, Position] = {}
         self.client_ids: set[str] = set()
         self.rate_second = -1
@@ -28,14 +44,14 @@ class Account:
         """Realized PnL net of fees since the start of the engine-clock UTC day, in cash units."""
         self.reduce_only_open = 0
 
-    def position(self, symbol: str) -> Position:
+    def wallet(self, currency: str) -> Wallet:
+        wallet = self.wallets.get(currency)
+        if wallet is None:
+            wallet = self.wallets[currency] = Wallet(currency)
+        return wallet
+
+    def position(self, symbol: str, quote: str) -> Position:
         pos = self.positions.get(symbol)
         if pos is None:
-            pos = self.positions[symbol] = Position(self.id, symbol)
+            pos = self.positions[symbol] = Position(self.id, symbol, self.wallet(quote))
         return pos
-
-    def available(self, currency: str) -> int:
-        return self.balances.get(currency, 0) - self.reserved.get(currency, 0) - self.margin.get(currency, 0)
-
-    def reserve(self, currency: str, amount: int) -> None:
-        self.reserved[currency] = self.reserved.get(currency, 0) + amount

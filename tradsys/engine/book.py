@@ -7,6 +7,7 @@ deletion, which is cheaper than a sorted container on the add/cancel-heavy flow 
 
 from collections import deque
 from heapq import heappop, heappush
+from collections.abc import Callable, Iterator
 from itertools import count
 
 from tradsys.engine.enums import SelfTradePrevention, Side
@@ -122,87 +123,110 @@ class OrderBook:
         levels[order.price].qty -= order.open_qty - open_qty
         order.open_qty = open_qty
 
-    def fillable(self, side: Side, limit: int | None, qty: int, account: str, stp: SelfTradePrevention) -> bool:
-        """Whether an order could fill `qty` at once (fill-or-kill), not counting own orders STP would skip."""
-        if side is BUY:
-            levels = self.asks
-            prices = sorted(p for p in levels if limit is None or p <= limit)
-        else:
-            levels = self.bids
-            prices = sorted((p for p in levels if limit is None or p >= limit), reverse=True)
-        for price in prices:
-            level = levels[price]
-            if stp is ALLOW:
-                qty -= level.qty
-            else:
-                for maker in level.orders():
-                    if maker.account != account:
-                        qty -= maker.open_qty
-            if qty <= 0:
-                return True
-        return False
-
     def match(
-        self, taker: Order, limit: int | None, stp: SelfTradePrevention
-    ) -> tuple[list[tuple[Order, int, int]], list[Order], bool]:
+        self,
+        taker: Order,
+        limit: int | None,
+        stp: SelfTradePrevention,
+        reduce_cap: Callable[[Order, Order, list[tuple[Order, int, int]]], int] | None = None,
+        dry: bool = False,
+    ) -> tuple[list[tuple[Order, int, int]], list[tuple[Order, str, int]], bool]:
         """Take liquidity for `taker` up to `limit` (None: any price) in price-time order.
 
-        Returns the matches as (maker, price, qty), makers cancelled by self-trade prevention,
-        and whether the taker itself must stop by self-trade prevention. Fully filled and cancelled
-        makers leave the book and level totals are kept; the caller owns every order's own fields
-        (open quantity, status) and all accounting.
+        Returns the matches as (maker, price, qty); the makers to cancel as (maker, reason, n), n
+        being how many matches came before it, with reason "self_trade" or "reduce_only" (a
+        reduce-only maker that `reduce_cap` says may fill less than it shows fills what it may and
+        leaves); and whether self-trade prevention stops the taker.
+        Matched and cancelled makers leave the book and level totals are kept; the caller owns
+        every order's own fields (open quantity, status) and all accounting. `dry` computes the
+        same answer and changes nothing: fill-or-kill asks it first.
         """
         matches: list[tuple[Order, int, int]] = []
-        stp_cancelled: list[Order] = []
+        cancelled: list[tuple[Order, str, int]] = []
         remaining = taker.open_qty
         account = taker.account
-        if taker.side is BUY:
-            levels, heap, sign = self.asks, self._ask_heap, 1
-        else:
-            levels, heap, sign = self.bids, self._bid_heap, -1
-        while remaining and heap:
-            price = heap[0] * sign
-            level = levels.get(price)
-            if level is None:
-                heappop(heap)
-                continue
-            if limit is not None and (price > limit if sign == 1 else price < limit):
-                break
-            queue, live = level.queue, level.live
-            while queue:
-                token, maker = queue[0]
+        levels = self.asks if taker.side is BUY else self.bids
+        for price in self._prices(taker.side, limit, dry):
+            level = levels[price]
+            live = level.live
+            consumed = partial = 0
+            stop = False
+            for token, maker in level.queue:
                 if live.get(maker.id) != token:
-                    queue.popleft()
+                    consumed += 1
                     continue
                 if maker.account == account and stp is not ALLOW:
                     if stp is SelfTradePrevention.CANCEL_TAKING:
-                        return matches, stp_cancelled, True
-                    queue.popleft()
-                    del live[maker.id]
-                    level.qty -= maker.open_qty
-                    stp_cancelled.append(maker)
+                        stop = True
+                        break
+                    consumed += 1
+                    cancelled.append((maker, "self_trade", len(matches)))
                     if stp is SelfTradePrevention.CANCEL_BOTH:
+                        stop = True
                         break
                     continue
                 open_qty = maker.open_qty
-                if open_qty <= remaining:
-                    queue.popleft()
-                    del live[maker.id]
-                    level.qty -= open_qty
-                    matches.append((maker, price, open_qty))
-                    remaining -= open_qty
+                take = open_qty
+                if maker.reduce_only and reduce_cap is not None:
+                    take = min(open_qty, reduce_cap(maker, taker, matches))
+                    if take <= 0:
+                        consumed += 1
+                        cancelled.append((maker, "reduce_only", len(matches)))
+                        continue
+                if take <= remaining:
+                    consumed += 1
+                    matches.append((maker, price, take))
+                    remaining -= take
+                    if take < open_qty:
+                        cancelled.append((maker, "reduce_only", len(matches)))
                     if not remaining:
                         break
                 else:
                     matches.append((maker, price, remaining))
-                    level.qty -= remaining
-                    remaining = 0
+                    partial, remaining = remaining, 0
                     break
-            if not live:
-                del levels[price]
-            if stp is SelfTradePrevention.CANCEL_BOTH and stp_cancelled:
-                return matches, stp_cancelled, True
-        return matches, stp_cancelled, False
+            if not dry:
+                level.qty -= partial
+                self._consume(levels, price, level, consumed)
+            if stop:
+                return matches, cancelled, True
+            if not remaining:
+                break
+        return matches, cancelled, False
+
+    def _prices(self, side: Side, limit: int | None, dry: bool) -> Iterator[int]:
+        """Opposite-side prices, best first, within `limit`. Live matching walks the heap (levels
+        it empties are gone by the next step); a dry run cannot empty them, so it sorts."""
+        if side is BUY:
+            levels, heap, sign = self.asks, self._ask_heap, 1
+        else:
+            levels, heap, sign = self.bids, self._bid_heap, -1
+        if dry:
+            for price in sorted(levels, reverse=sign == -1):
+                if limit is not None and (price > limit if sign == 1 else price < limit):
+                    return
+                yield price
+            return
+        while heap:
+            price = heap[0] * sign
+            if price not in levels:
+                heappop(heap)
+                continue
+            if limit is not None and (price > limit if sign == 1 else price < limit):
+                return
+            yield price
+
+    @staticmethod
+    def _consume(levels: dict[int, Level], price: int, level: Level, consumed: int) -> None:
+        """Drop the first `consumed` queue entries: dead, matched in full, or cancelled."""
+        queue, live = level.queue, level.live
+        for _ in range(consumed):
+            token, maker = queue.popleft()
+            if live.get(maker.id) == token:
+                del live[maker.id]
+                level.qty -= maker.open_qty
+        if not live:
+            del levels[price]
 
     def depth(self, n: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         """Top `n` levels per side as (price, qty, order count), best first."""

@@ -31,7 +31,10 @@ ADMIN_OPS = ("cancel_all", "halt", "resume", "kill", "limit", "deposit", "advanc
 
 
 class BadCommand(ValueError):
-    """The input is not a command: wrong shape, unknown op, missing id."""
+    """The input is not a command: wrong shape, unknown op, missing id.
+
+    Admin commands with bad arguments raise `Rejected` instead; either way nothing has changed.
+    """
 
 
 def fmt(value: Decimal) -> str:
@@ -134,7 +137,9 @@ def apply(venue: Venue, cmd: object) -> list[Event]:
         try:
             order = build_order(venue, cmd)
         except Rejected as rej:
-            return [OrderRejected(venue.now, str(cmd.get("id")), str(cmd.get("account", "")), rej.reason, rej.message)]
+            events = venue.advance(parse_ts(cmd.get("ts")))
+            events.append(OrderRejected(venue.now, str(cmd.get("id")), str(cmd.get("account", "")), rej.reason, rej.message))
+            return events
         return venue.place(order)
     if op == "cancel" or op == "amend":
         order_id = _text(cmd, "id")
@@ -172,9 +177,8 @@ def _admin(venue: Venue, op: str, cmd: Mapping[str, Any]) -> list[Event]:
     if op == "cancel_all":
         events = venue.cancel_all(ts, _text(cmd, "account", False), _text(cmd, "symbol", False))
     elif op == "kill":
-        events = venue.set_kill_switch(_flag(cmd, "on"), ts)
+        events = venue.set_kill_switch(_flag(cmd, "on"), ts, cmd.get("reason") or "manual")
     else:
-        events = venue.advance(ts)
         if op == "halt":
             venue.halt(_text(cmd, "symbol"), cmd.get("reason") or "manual")
         elif op == "resume":
@@ -183,6 +187,7 @@ def _admin(venue: Venue, op: str, cmd: Mapping[str, Any]) -> list[Event]:
             venue.set_limit(_text(cmd, "key"), cmd.get("value"), _text(cmd, "account", False), _text(cmd, "symbol", False))
         else:
             venue.deposit(_text(cmd, "account"), _text(cmd, "currency"), cmd.get("amount"))
+        events = venue.advance(ts)
     return events
 
 

@@ -1,5 +1,10 @@
 """Positions with average price and realized PnL, exact in integer notional units (ticks x lots)."""
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tradsys.engine.account import Wallet
+
 
 class Position:
     """Signed quantity and its cost basis; realized PnL is booked when exposure is reduced.
@@ -8,11 +13,13 @@ class Position:
     the remainder stays in the basis, so a full round trip realizes exactly what it made.
     """
 
-    __slots__ = ("account", "symbol", "qty", "cost", "realized", "fees", "open_buy", "open_sell")
+    __slots__ = ("account", "symbol", "wallet", "qty", "cost", "realized", "fees", "open_buy", "open_sell")
 
-    def __init__(self, account: str, symbol: str) -> None:
+    def __init__(self, account: str, symbol: str, wallet: "Wallet") -> None:
         self.account = account
         self.symbol = symbol
+        self.wallet = wallet
+        """The quote-currency wallet that this position's PnL, fees and margin settle in."""
         self.qty = 0
         self.cost = 0
         self.realized = 0

@@ -15,7 +15,7 @@ from decimal import Decimal
 from heapq import heappop, heappush
 from typing import Iterable
 
-from tradsys.engine.account import Account
+from tradsys.engine.account import Account, Wallet
 from tradsys.engine.book import OrderBook
 from tradsys.engine.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 from tradsys.engine.errors import Rejected
@@ -29,7 +29,7 @@ from tradsys.engine.events import (
     OrderRejected,
     OrderTriggered,
 )
-from tradsys.engine.instrument import DEFAULT_INSTRUMENTS, Instrument, to_cash, to_decimal
+from tradsys.engine.instrument import DEFAULT_INSTRUMENTS, Instrument, from_cash, to_cash, to_decimal
 from tradsys.engine.order import Order
 from tradsys.engine.position import Position
 from tradsys.engine.risk import SECOND_NS, CircuitBreaker, Limits, RiskLimits
@@ -76,6 +76,8 @@ class Venue:
         self.halted: dict[str, str] = {}
         """Manual halts: symbol -> reason."""
         self.kill_switch = False
+        self.kill_reason = ""
+        self.kill_changed_ns = 0
         self.risk = config.risk
         self.stp = config.stp
         self.maker_rate = fee_rate(config.maker_fee_bps)
@@ -199,11 +201,13 @@ class Venue:
         self.halted.pop(symbol, None)
         self._reset_breaker(symbol)
 
-    def set_kill_switch(self, on: bool, ts: int = 0) -> list[Event]:
+    def set_kill_switch(self, on: bool, ts: int = 0, reason: str = "manual") -> list[Event]:
         """On: refuse every new order and cancel every open one."""
         out: list[Event] = []
         self._clock(ts, out)
         self.kill_switch = on
+        self.kill_reason = reason if on else ""
+        self.kill_changed_ns = self.now
         if on:
             for order in list(self.orders.values()):
                 self._finish(order, OrderStatus.CANCELLED, "kill_switch", out)
@@ -218,8 +222,7 @@ class Venue:
                 self._reset_breaker(sym, keep_halt=True)
 
     def deposit(self, account_id: str, currency: str, amount: object) -> None:
-        acct = self.account(account_id)
-        acct.balances[currency] = acct.balances.get(currency, 0) + to_cash(amount)
+        self.account(account_id).wallet(currency).balance += to_cash(amount)
 
     # -- admission -------------------------------------------------------------------------
 
@@ -266,9 +269,8 @@ class Venue:
         limits = self.limits.resolved(order.account, inst)
         if limits.rate is not None:
             self._throttle(acct, limits.rate, dry_run)
-        if limits.loss is not None and not order.reduce_only:
-            if acct.loss_day == self.now // DAY_NS and -acct.day_realized >= limits.loss:
-                raise Rejected("daily_loss_limit", "the account reached its daily loss limit")
+        if not order.reduce_only:
+            self._check_loss(acct, limits)
         if qty < inst.min_qty or qty > inst.max_qty:
             limit, name = (inst.min_qty, "min_qty") if qty < inst.min_qty else (inst.max_qty, "max_qty")
             raise Rejected(name, f"qty {inst.qty(qty)} is outside the {name.replace('_', ' ')} {inst.qty(limit)}")
@@ -278,35 +280,9 @@ class Venue:
                 self._check_band(inst, limits, price, ref)
         if price is None:
             price = self._market_price(order, limits)
-            if price is None:
-                return acct
-        notional = price * qty * inst.cash_mult
-        if limits.max_notional is not None and notional > limits.max_notional:
-            raise Rejected(
-                "max_notional",
-                f"order notional {inst.notional(price, qty):,} > limit {limits.max_notional // 10**8:,} {inst.quote}",
-            )
-        if order.reduce_only:
-            return acct
-        if limits.max_position is not None:
-            if pos is None:
-                exposure = qty
-            elif order.side is BUY:
-                exposure = pos.qty + pos.open_buy + qty
-            else:
-                exposure = -(pos.qty - pos.open_sell - qty)
-            if exposure > limits.max_position:
-                raise Rejected(
-                    "max_position",
-                    f"position could reach {inst.qty(exposure)} > limit {inst.qty(limits.max_position)} {inst.base}",
-                )
-        quote = inst.quote
-        available = acct.balances.get(quote, 0) - acct.reserved.get(quote, 0) - acct.margin.get(quote, 0)
-        if notional > available:
-            raise Rejected(
-                "insufficient_balance",
-                f"order needs {inst.notional(price, qty):,} {quote}, available {available / 10**8:,.2f}",
-            )
+        if price is not None and not order.reduce_only:
+            wallet = pos.wallet if pos is not None else acct.wallet(inst.quote)
+            self._check_size(inst, limits, pos, wallet, order.side, price, qty, qty, price * qty * inst.cash_mult)
         return acct
 
     def _admit_type(self, order: Order) -> None:
@@ -344,16 +320,49 @@ class Venue:
             if order.qty > held:
                 raise Rejected("reduce_only", f"reduce-only order for {order.qty} lots exceeds the {max(held, 0)} it can reduce")
 
+    def _check_loss(self, acct: Account, limits: Limits) -> None:
+        if limits.loss is not None and acct.loss_day == self.now // DAY_NS and -acct.day_realized >= limits.loss:
+            raise Rejected("daily_loss_limit", "the account reached its daily loss limit")
+
+    @staticmethod
+    def _check_size(
+        inst: Instrument, limits: Limits, pos: Position | None, wallet: Wallet, side: Side, price: int, qty: int,
+        added: int, extra_hold: int,
+    ) -> None:
+        """Notional, position and balance limits for an order of `qty` at `price` that adds `added`
+        lots of possible exposure and needs `extra_hold` more cash held."""
+        notional = price * qty * inst.cash_mult
+        if limits.max_notional is not None and notional > limits.max_notional:
+            raise Rejected(
+                "max_notional",
+                f"order notional {inst.notional(price, qty):,} > limit {from_cash(limits.max_notional):,} {inst.quote}",
+            )
+        if limits.max_position is not None and added > 0:
+            if pos is None:
+                exposure = added
+            elif side is BUY:
+                exposure = pos.qty + pos.open_buy + added
+            else:
+                exposure = -(pos.qty - pos.open_sell - added)
+            if exposure > limits.max_position:
+                raise Rejected(
+                    "max_position",
+                    f"position could reach {inst.qty(exposure)} > limit {inst.qty(limits.max_position)} {inst.base}",
+                )
+        if extra_hold > 0 and extra_hold > wallet.balance - wallet.reserved - wallet.margin:
+            raise Rejected(
+                "insufficient_balance",
+                f"order needs {from_cash(extra_hold):,} {inst.quote} more, available {from_cash(wallet.available):,}",
+            )
+
     def _throttle(self, acct: Account, rate: int, dry_run: bool) -> None:
         """Count an order against its account's per-second budget (engine-clock seconds)."""
         second = self.now // SECOND_NS
-        if acct.rate_second != second:
-            if not dry_run:
-                acct.rate_second, acct.rate_count = second, 1
-        elif acct.rate_count >= rate:
+        count = acct.rate_count if acct.rate_second == second else 0
+        if count >= rate:
             raise Rejected("rate_limit", f"more than {rate} orders per second")
-        elif not dry_run:
-            acct.rate_count += 1
+        if not dry_run:
+            acct.rate_second, acct.rate_count = second, count + 1
 
     @staticmethod
     def _check_band(inst: Instrument, limits: Limits, price: int, ref: int) -> None:
@@ -381,9 +390,12 @@ class Venue:
                 return None
         if limits is None or limits.band_ppm is None:
             return ref
-        if order.side is BUY:
-            return ref + ref * limits.band_ppm // 1_000_000
-        return max(1, ref - ref * limits.band_ppm // 1_000_000)
+        return self._band_edge(order.side, ref, limits)
+
+    @staticmethod
+    def _band_edge(side: Side, ref: int, limits: Limits) -> int:
+        band = ref * (limits.band_ppm or 0) // 1_000_000
+        return ref + band if side is BUY else max(1, ref - band)
 
     # -- acceptance and execution ----------------------------------------------------------
 
@@ -396,7 +408,7 @@ class Venue:
         order.seq = self._seq
         self.orders[order.id] = order
         order.acct = acct
-        pos = order.pos = acct.positions.get(order.symbol) or acct.position(order.symbol)
+        pos = order.pos = acct.positions.get(order.symbol) or acct.position(order.symbol, inst.quote)
         if order.side is BUY:
             pos.open_buy += order.qty
         else:
@@ -407,8 +419,7 @@ class Venue:
             price = order.price if order.price is not None else self._market_price(order, self._limits(order))
             if price is not None:
                 order.hold = hold = price * inst.cash_mult
-                reserved = acct.reserved
-                reserved[inst.quote] = reserved.get(inst.quote, 0) + hold * order.qty
+                pos.wallet.reserved += hold * order.qty
         out.append(OrderAccepted(order.created_ns, order))
         if order.expire_ns is not None:
             heappush(self._expiries, (order.expire_ns, order.seq, order))
@@ -452,14 +463,15 @@ class Venue:
         else:
             limits = self._limits(order)
             limit = None if limits is None or limits.band_ppm is None else self._market_price(order, limits)
-        if order.tif is FOK and not book.fillable(order.side, limit, order.open_qty, order.account, self.stp):
-            self._finish(order, OrderStatus.CANCELLED, "fok_unfilled", out)
-            return
-        matches, stp_cancelled, taker_stopped = book.match(order, limit, self.stp)
-        for maker in stp_cancelled:
-            self._finish(maker, OrderStatus.CANCELLED, "self_trade", out)
-        if matches:
-            self._fill(order, matches, out)
+        reduce_cap = self._reduce_cap
+        if order.tif is FOK:
+            dry, _, _ = book.match(order, limit, self.stp, reduce_cap, dry=True)
+            if sum(qty for _, _, qty in dry) < order.open_qty:
+                self._finish(order, OrderStatus.CANCELLED, "fok_unfilled", out)
+                return
+        matches, cancelled, taker_stopped = book.match(order, limit, self.stp, reduce_cap)
+        if matches or cancelled:
+            self._fill(order, matches, cancelled, out)
         if order.open_qty:
             if taker_stopped:
                 self._finish(order, OrderStatus.CANCELLED, "self_trade", out)
@@ -468,32 +480,54 @@ class Venue:
             else:
                 self._finish(order, OrderStatus.CANCELLED, "unfilled_remainder", out)
         if matches:
-            self._fire_stops(symbol, out)
+            stops = self._stops[symbol]
+            if stops[0] or stops[1]:
+                self._fire_stops(symbol, out)
 
-    def _fill(self, taker: Order, matches: list[tuple[Order, int, int]], out: list[Event]) -> None:
-        """Book a taker's matches: order state, positions, fees, cash, then last price and breaker."""
+    def _reduce_cap(self, maker: Order, taker: Order, pending: list[tuple[Order, int, int]]) -> int:
+        """How much a resting reduce-only order may still fill, counting this sweep's earlier matches."""
+        account = maker.account
+        qty = maker.pos.qty
+        for other, _, filled in pending:
+            if other.account == account:
+                qty += filled if other.side is BUY else -filled
+            if taker.account == account:
+                qty += filled if taker.side is BUY else -filled
+        return max(0, -qty if maker.side is BUY else qty)
+
+    def _fill(self, taker: Order, matches: list[tuple[Order, int, int]], cancelled: list[tuple[Order, str, int]],
+              out: list[Event]) -> None:
+        """Book a taker's sweep in order: each match (order state, positions, fees, cash) and each
+        maker cancelled on the way; then last price, circuit breaker and reduce-only trimming."""
         symbol = taker.symbol
         inst = self.instruments[symbol]
-        mult, quote = inst.cash_mult, inst.quote
+        mult = inst.cash_mult
         now = self.now
         day = now // DAY_NS
         taker_rate, maker_rate = self.taker_rate, self.maker_rate
         settle = self._settle
-        trim = False
-        for maker, price, qty in matches:
+        pending = iter(cancelled)
+        cancel = next(pending, None)
+        for index, (maker, price, qty) in enumerate(matches):
+            while cancel is not None and cancel[2] <= index:
+                self._finish(cancel[0], OrderStatus.CANCELLED, cancel[1], out)
+                cancel = next(pending, None)
             notional = price * qty * mult
             taker_fee = -((-notional * taker_rate) // FEE_SCALE)
             maker_fee = -((-notional * maker_rate) // FEE_SCALE)
-            settle(taker, price, qty, taker_fee, mult, quote, day)
-            settle(maker, price, qty, maker_fee, mult, quote, day)
+            settle(taker, price, qty, taker_fee, mult, day)
+            settle(maker, price, qty, maker_fee, mult, day)
             self._trade_seq += 1
             out.append(OrderFilled(now, self._trade_seq, symbol, taker, maker, price, qty, taker_fee, maker_fee,
                                    taker.open_qty, maker.open_qty))
-            trim = trim or maker.acct.reduce_only_open > 0
-        if trim or taker.acct.reduce_only_open:
-            for acct in {taker.acct, *(m.acct for m, _, _ in matches)}:
-                if acct.reduce_only_open:
-                    self._trim_reduce_only(acct, symbol, out)
+        while cancel is not None:
+            self._finish(cancel[0], OrderStatus.CANCELLED, cancel[1], out)
+            cancel = next(pending, None)
+        if not matches:
+            return
+        for acct in dict.fromkeys([taker.acct, *(m.acct for m, _, _ in matches)]):
+            if acct.reduce_only_open:
+                self._trim_reduce_only(acct, symbol, out)
         first, last = matches[0][1], matches[-1][1]
         self.last[symbol] = last
         breaker = self.breakers[symbol]
@@ -501,7 +535,7 @@ class Venue:
             breaker.on_trade(now, first)
         breaker.on_trade(now, last)
 
-    def _settle(self, order: Order, price: int, qty: int, fee: int, mult: int, quote: str, day: int) -> None:
+    def _settle(self, order: Order, price: int, qty: int, fee: int, mult: int, day: int) -> None:
         order.open_qty -= qty
         order.filled_qty += qty
         order.filled_cost += price * qty
@@ -517,11 +551,10 @@ class Venue:
             realized = pos.apply(-qty, price)
         pos.fees += fee
         cash = realized * mult - fee
-        balances, margin = acct.balances, acct.margin
-        balances[quote] = balances.get(quote, 0) + cash
-        margin[quote] = margin.get(quote, 0) + ((pos.cost if pos.cost >= 0 else -pos.cost) - before) * mult
-        if order.hold:
-            acct.reserved[quote] -= order.hold * qty
+        wallet = pos.wallet
+        wallet.balance += cash
+        wallet.margin += ((pos.cost if pos.cost >= 0 else -pos.cost) - before) * mult
+        wallet.reserved -= order.hold * qty
         if acct.loss_day != day:
             acct.loss_day, acct.day_realized = day, 0
         acct.day_realized += cash
@@ -554,8 +587,7 @@ class Venue:
             pos.open_buy -= delta
         else:
             pos.open_sell -= delta
-        if order.hold:
-            acct.reserved[self.instruments[order.symbol].quote] -= order.hold * delta
+        pos.wallet.reserved -= order.hold * delta
         book = self.books[order.symbol]
         if book.contains(order):
             book.reduce(order, open_qty)
@@ -595,8 +627,7 @@ class Venue:
             pos.open_buy -= order.open_qty
         else:
             pos.open_sell -= order.open_qty
-        if order.hold:
-            acct.reserved[self.instruments[order.symbol].quote] -= order.hold * order.open_qty
+        pos.wallet.reserved -= order.hold * order.open_qty
         if order.reduce_only:
             acct.reduce_only_open -= 1
         order.open_qty = 0
@@ -654,12 +685,12 @@ class Venue:
             pos.open_buy += delta
         else:
             pos.open_sell += delta
-        if order.hold:
-            quote = self.instruments[order.symbol].quote
-            acct.reserved[quote] -= order.hold * order.open_qty
-            order.hold = new_price * self.instruments[order.symbol].cash_mult
-            acct.reserved[quote] += order.hold * new_open
         order.price, order.stop_price = new_price, new_stop
+        if order.hold:
+            pos.wallet.reserved -= order.hold * order.open_qty
+            hold_price = new_price if new_price is not None else self._market_price(order, self._limits(order))
+            order.hold = (hold_price or 0) * self.instruments[order.symbol].cash_mult
+            pos.wallet.reserved += order.hold * new_open
         order.qty += delta
         order.open_qty = new_open
         order.updated_ns = ts
@@ -672,6 +703,12 @@ class Venue:
             self._arm(order, out)
 
     def _check_amend(self, order: Order, price: int | None, open_qty: int, stop: int | None) -> None:
+        pos = order.pos
+        delta = open_qty - order.open_qty
+        if order.reduce_only:
+            held = max(0, -pos.qty if order.side is BUY else pos.qty)
+            if open_qty > held:
+                raise Rejected("reduce_only", f"reduce-only order for {open_qty} lots exceeds the {held} it can reduce")
         if not self.risk:
             return
         inst = self.instruments[order.symbol]
@@ -679,6 +716,8 @@ class Venue:
         limits = self.limits.resolved(order.account, inst)
         if limits.rate is not None:
             self._throttle(acct, limits.rate, dry_run=False)
+        if delta > 0 and not order.reduce_only:
+            self._check_loss(acct, limits)
         if price is not None:
             ref = stop if stop is not None and not order.triggered else self.reference_price(order.symbol)
             if ref is not None:
@@ -686,23 +725,14 @@ class Venue:
         total = order.filled_qty + open_qty
         if total > inst.max_qty:
             raise Rejected("max_qty", f"qty {inst.qty(total)} above maximum {inst.qty(inst.max_qty)}")
-        if price is None or order.reduce_only:
+        if order.reduce_only:
             return
-        notional = price * open_qty * inst.cash_mult
-        if limits.max_notional is not None and notional > limits.max_notional:
-            raise Rejected(
-                "max_notional",
-                f"order notional {inst.notional(price, open_qty):,} > limit {limits.max_notional // 10**8:,} {inst.quote}",
-            )
-        pos = order.pos
-        delta = open_qty - order.open_qty
-        if limits.max_position is not None and delta > 0:
-            exposure = pos.qty + pos.open_buy + delta if order.side is BUY else -(pos.qty - pos.open_sell - delta)
-            if exposure > limits.max_position:
-                raise Rejected("max_position", f"position could reach {inst.qty(exposure)} {inst.base}")
-        extra = notional - order.hold * order.open_qty
-        if extra > 0 and extra > acct.available(inst.quote):
-            raise Rejected("insufficient_balance", f"amend needs {extra / 10**8:,.2f} {inst.quote} more")
+        if price is None:
+            ref = stop if stop is not None and not order.triggered else self.reference_price(order.symbol)
+            price = None if ref is None else self._band_edge(order.side, ref, limits)
+        if price is not None:
+            extra = price * open_qty * inst.cash_mult - order.hold * order.open_qty
+            self._check_size(inst, limits, pos, pos.wallet, order.side, price, open_qty, delta, extra)
 
     def _reset_breaker(self, symbol: str, keep_halt: bool = False) -> None:
         old = self.breakers.get(symbol)

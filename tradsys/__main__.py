@@ -1,0 +1,3 @@
+from tradsys.cli.app import main
+
+main()

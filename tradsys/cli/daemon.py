@@ -1,0 +1,130 @@
+"""`tradsys daemon start|stop|status`."""
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tradsys.daemon import process
+from tradsys.daemon.config import ConfigError, load_config
+from tradsys.daemon.logs import setup_logging
+
+daemon_app = typer.Typer(help="Run and control the TradSys daemon.", no_args_is_help=True)
+err = Console(stderr=True)
+
+HomeOption = Annotated[Path | None, typer.Option("--home", help="State directory (default: $TRADSYS_HOME or ~/.tradsys).")]
+
+
+def _config(config: Path | None, overrides: dict[str, Any]) -> Any:
+    try:
+        return load_config(config, os.environ, {k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+@daemon_app.command()
+def start(
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; logs go to HOME/logs/daemon.log.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML config file (default: HOME/config.toml).")] = None,
+    home: HomeOption = None,
+    grpc_host: Annotated[str | None, typer.Option(help="gRPC listen address.")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (default 50051).")] = None,
+    http_host: Annotated[str | None, typer.Option(help="HTTP/WebSocket listen address.")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP/WebSocket port (default 8080).")] = None,
+    log_format: Annotated[str | None, typer.Option(help="text or json.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+    simulate: Annotated[bool | None, typer.Option("--simulate/--no-simulate", help="Run the embedded simulated market.")] = None,
+    replay_data: Annotated[Path | None, typer.Option(help="Drive the market from a parquet/CSV file of trades or bars.")] = None,
+    replay_speed: Annotated[float | None, typer.Option(help="Replay speed factor for --replay-data.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the simulated market.")] = None,
+) -> None:
+    """Start the daemon: a live venue with a simulated market, gRPC on 50051, HTTP/WebSocket on 8080.
+
+    Example: tradsys daemon start --detach
+    """
+    cfg = _config(config, {
+        "home": home, "grpc_host": grpc_host, "grpc_port": grpc_port, "http_host": http_host, "http_port": http_port,
+        "log_format": log_format, "log_level": log_level, "simulate": simulate, "replay_data": replay_data,
+        "replay_speed": replay_speed, "sim_seed": seed,
+    })
+    running = process.read_pid(cfg.home)
+    if running is not None:
+        err.print(f"[red]error:[/] the daemon is already running (pid {running['pid']}, gRPC {running['grpc']})")
+        raise typer.Exit(1)
+    if detach:
+        argv = [a for a in sys.argv[3:] if a not in ("--detach", "-d")]
+        try:
+            info = process.detach(cfg.home, argv)
+        except RuntimeError as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+        typer.echo(f"daemon started: pid {info['pid']}, gRPC {info['grpc']}, HTTP {info['http']}")
+        return
+    setup_logging(cfg.log_format, cfg.log_level)
+    from tradsys.daemon.app import Daemon
+
+    daemon = Daemon(cfg)
+    try:
+        daemon.start()
+    except OSError as exc:
+        logging.getLogger("tradsys.daemon").error("daemon.start_failed", extra={"fields": {"error": str(exc)}})
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    process.write_pid(cfg.home, f"{cfg.grpc_host}:{daemon.grpc_port}", f"{cfg.http_host}:{daemon.http_port}")
+    try:
+        daemon.wait()
+    finally:
+        process.remove_pid(cfg.home)
+
+
+@daemon_app.command()
+def stop(home: HomeOption = None) -> None:
+    """Stop the daemon gracefully (SIGTERM: stop accepting, flush, close)."""
+    cfg = _config(None, {"home": home})
+    info = process.read_pid(cfg.home)
+    if info is None:
+        typer.echo("daemon not running")
+        return
+    if not process.terminate(info["pid"]):
+        err.print(f"[red]error:[/] pid {info['pid']} did not stop within 20s")
+        raise typer.Exit(1)
+    typer.echo(f"daemon stopped (pid {info['pid']})")
+
+
+@daemon_app.command()
+def status(
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Is the daemon running, and is it healthy? Exit code 3 when it is not running."""
+    cfg = _config(None, {"home": home})
+    info = process.read_pid(cfg.home)
+    report = process.health(info["http"]) if info is not None else None
+    doc = {"running": info is not None, **(info or {}), "health": report}
+    if as_json:
+        typer.echo(json.dumps(doc))
+    elif info is None:
+        typer.echo(f"daemon not running (home {cfg.home})")
+    else:
+        table = Table(show_header=False, box=None)
+        table.add_row("pid", str(info["pid"]))
+        table.add_row("gRPC", info["grpc"])
+        table.add_row("HTTP", info["http"])
+        if report is None:
+            table.add_row("health", "[red]no answer[/]")
+        else:
+            colour = "green" if report["status"] == "ok" else "yellow"
+            table.add_row("status", f"[{colour}]{report['status']}[/]")
+            table.add_row("uptime", f"{report['uptime_seconds']:.0f}s")
+            for key, value in report["components"].items():
+                table.add_row(key.replace("_", " "), str(value))
+        Console().print(table)
+    if info is None:
+        raise typer.Exit(3)
