@@ -16,7 +16,7 @@ $(STAMP): $(PY) pyproject.toml setup.py $(wildcard proto/*.proto)
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/tradsys replay examples/orders.jsonl
+	$(VENV)/bin/tradsys daemon start
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -25,8 +25,14 @@ def to_decimal(value: object, what: str) -> Decimal:
     return number
 
 
+def plain(value: Decimal) -> Decimal:
+    """Without trailing zeros or exponent, so that `f"{x:,}"` reads well: 1E+6 -> 1000000."""
+    value = value.normalize()
+    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
+
+
 def from_cash(units: int) -> Decimal:
-    return Decimal(units).scaleb(-8).normalize() if units else Decimal(0)
+    return plain(Decimal(units).scaleb(-8))
 
 
 def to_cash(value: object) -> int:

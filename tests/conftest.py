@@ -1,0 +1,105 @@
+"""Shared fixtures: a real daemon process on free loopback ports in a temporary TRADSYS_HOME."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def eventually(check, timeout: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Poll `check` until it returns a truthy value (returned) or raise with the last failure."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except (AssertionError, grpc.RpcError, OSError) as exc:
+            last = exc
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s: {last!r}")
+
+
+@dataclass
+class DaemonProcess:
+    home: Path
+    grpc_port: int
+    http_port: int
+    proc: subprocess.Popen
+    log: Path
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    def admin_token(self) -> str:
+        return (self.home / "admin.token").read_text().strip()
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.grpc_target)
+
+    def metadata(self, token: str | None = None) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {token or self.admin_token()}"),)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        self.proc.send_signal(sig)
+        self.proc.wait(20)
+
+
+def start_daemon(home: Path, *args: str, grpc_port: int | None = None, http_port: int | None = None) -> DaemonProcess:
+    grpc_port = grpc_port or free_port()
+    http_port = http_port or free_port()
+    log = home / "test-daemon.log"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TRADSYS_HOME": str(home)}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tradsys", "daemon", "start", "--grpc-port", str(grpc_port),
+             "--http-port", str(http_port), *args],
+            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    daemon = DaemonProcess(home, grpc_port, http_port, proc, log)
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daemon exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            return json.loads((home / "daemon.pid").read_text())["pid"] == proc.pid
+        except (FileNotFoundError, ValueError):
+            return False
+
+    try:
+        eventually(up, timeout=30)
+    except AssertionError:
+        proc.kill()
+        raise
+    return daemon
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """A daemon with the simulated market on, shared by the tests of one module."""
+    proc = start_daemon(tmp_path_factory.mktemp("home"), "--seed", "11")
+    yield proc
+    if proc.proc.poll() is None:
+        proc.kill(signal.SIGTERM)

@@ -1,0 +1,218 @@
+"""The daemon: wires the engine thread, the store, the feeds and the servers together.
+
+Start-up order matters: recover the venue from the store before anything can submit, bind both
+ports before announcing health, and on stop refuse new work first, then drain the engine (its
+last batch is committed and snapshotted) before closing the store.
+"""
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+from tradsys.daemon.auth import ensure_secrets
+from tradsys.daemon.config import Config
+from tradsys.daemon.core import Core
+from tradsys.daemon.feeds import Feeds
+from tradsys.daemon.http import HttpServer
+from tradsys.daemon.hub import Hub
+from tradsys.daemon.logs import log_event
+from tradsys.daemon.market import DataFeed, SimConfig, SimulatedMarket
+from tradsys.daemon.metrics import Metrics
+from tradsys.daemon.rpc.gate import Gate
+from tradsys.daemon.rpc.marketdata import MarketDataService
+from tradsys.daemon.rpc.orders import OrderService
+from tradsys.daemon.rpc.risk import RiskService
+from tradsys.daemon.rpc.server import build_server, set_serving
+from tradsys.daemon.rpc.strategy import StrategyService
+from tradsys.daemon.store import Store
+from tradsys.data import load_market_data
+from tradsys.engine import (
+    DEFAULT_INSTRUMENTS,
+    Event,
+    OrderFilled,
+    OrderRejected,
+    SelfTradePrevention,
+    Venue,
+    VenueConfig,
+)
+
+log = logging.getLogger("tradsys.daemon")
+
+
+def make_venue(config: Config) -> Venue:
+    return Venue(
+        DEFAULT_INSTRUMENTS,
+        VenueConfig(
+            maker_fee_bps=Decimal(config.maker_fee_bps),
+            taker_fee_bps=Decimal(config.taker_fee_bps),
+            initial_balances={config.currency: Decimal(config.initial_balance)},
+            stp=SelfTradePrevention(config.stp),
+        ),
+    )
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started = time.time()
+        self.state = "starting"
+        self.hub = Hub()
+        self.metrics = Metrics()
+        self._stopped = threading.Event()
+        self.core: Core | None = None
+        self.grpc_port = config.grpc_port
+        self.http_port = config.http_port
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        config = self.config
+        config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        secret, _admin_token = ensure_secrets(config.home)
+        self.store = Store(config.db_path)
+        venue, last_seq, replayed = self.store.recover(lambda: make_venue(config))
+        fresh = last_seq == 0
+        if fresh:
+            self.store.snapshot(0, venue)
+        log_event(log, logging.INFO, "daemon.recovered", seq=last_seq, replayed=replayed, open_orders=len(venue.orders))
+        market = self._market(venue)
+        self.core = core = Core(
+            venue, self.store, next_order_number=self.store.next_order_number(), last_seq=last_seq, market=market,
+            snapshot_every=config.snapshot_every,
+        )
+        self.feeds = Feeds(venue, self.hub)
+        core.listeners += [self.metrics.on_commit, self.feeds.on_commit, _log_events]
+        core.start()
+        if market is not None and fresh:
+            core.execute(market.setup_commands())
+        gate = Gate(secret, on_refusal=lambda kind, detail: self.metrics.auth_refusals.labels(kind, detail).inc())
+        servicers = {
+            "orders": OrderService(core, self.store, self.hub, gate),
+            "marketdata": MarketDataService(core, self.feeds, self.hub, gate),
+            "risk": RiskService(core, gate),
+            "strategy": StrategyService(gate),
+        }
+        self.http = HttpServer(config.http_host, config.http_port, config.max_message_bytes)
+        self.http.routes["/health"] = self._health
+        self.http.routes["/metrics"] = self._metrics
+        try:
+            self.grpc, self.health, self.grpc_port = build_server(
+                config.grpc_host, config.grpc_port, servicers, self.metrics, config.max_message_bytes
+            )
+            self.http.start()
+        except BaseException:
+            core.stop()
+            self.store.close()
+            raise
+        self.http_port = self.http.port
+        self.grpc.start()
+        set_serving(self.health, True)
+        self.state = "ok"
+        log_event(
+            log, logging.INFO, "daemon.started", grpc=f"{config.grpc_host}:{self.grpc_port}",
+            http=f"{config.http_host}:{self.http_port}", market="simulated" if market else "off", pid=os.getpid(),
+        )
+
+    def _market(self, venue: Venue) -> SimulatedMarket | None:
+        config = self.config
+        if config.replay_data is not None:
+            data = load_market_data(config.replay_data)
+            source = DataFeed(data, speed=config.replay_speed, start_ns=time.time_ns())
+            return SimulatedMarket(venue.instruments, SimConfig(seed=config.sim_seed or 7), source)
+        if config.simulate:
+            return SimulatedMarket(venue.instruments, SimConfig(seed=config.sim_seed or 7))
+        return None
+
+    def wait(self) -> None:
+        """Block the main thread until SIGTERM/SIGINT, then stop gracefully."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._stopped.set())
+        while not self._stopped.wait(0.5):
+            if self.core is not None and self.core.failed is not None:
+                log_event(log, logging.ERROR, "daemon.engine_failed", error=str(self.core.failed))
+                break
+        self.stop()
+
+    def stop(self) -> None:
+        if self.state == "stopped":
+            return
+        self.state = "stopping"
+        log_event(log, logging.INFO, "daemon.stopping")
+        set_serving(self.health, False)
+        self.grpc.stop(grace=2).wait(3)
+        self.hub.close_all("the daemon is shutting down")
+        if self.core is not None:
+            self.core.stop()
+        self.http.stop()
+        self.store.close()
+        self.state = "stopped"
+        self._stopped.set()
+        log_event(log, logging.INFO, "daemon.stopped")
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def health_report(self) -> dict[str, Any]:
+        core = self.core
+        engine = "running" if core is not None and core.running else ("failed" if core and core.failed else "starting")
+        venue = core.venue if core is not None else None
+        status = self.state
+        if status == "ok" and (engine != "running" or (venue is not None and venue.kill_switch)):
+            status = "halted"
+        return {
+            "status": status,
+            "uptime_seconds": round(time.time() - self.started, 3),
+            "components": {
+                "engine": engine,
+                "store": "ok" if core is None or core.failed is None else "failed",
+                "grpc": "serving" if self.state == "ok" else self.state,
+                "market": "off" if core is None or core.market is None else "running",
+                "kill_switch": bool(venue and venue.kill_switch),
+                "journal_seq": core.last_seq if core else 0,
+                "open_orders": len(venue.orders) if venue is not None else 0,
+            },
+        }
+
+    def _health(self, _request: Any) -> tuple[int, str, bytes]:
+        report = self.health_report()
+        return (200 if report["status"] == "ok" else 503), "application/json", json.dumps(report).encode()
+
+    def _metrics(self, _request: Any) -> tuple[int, str, bytes]:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return 200, CONTENT_TYPE_LATEST, self.metrics.exposition()
+
+
+SIM_PREFIX = "sim-"
+
+
+def _log_events(batch: list[tuple[dict[str, Any], list[Event]]], venue: Venue) -> None:
+    """Every order event once, with its ids; the simulated market's own flow only at debug level."""
+    for _cmd, events in batch:
+        for event in events:
+            if isinstance(event, OrderFilled):
+                inst = venue.instruments[event.symbol]
+                sim = event.taker.account.startswith(SIM_PREFIX) and event.maker.account.startswith(SIM_PREFIX)
+                log_event(
+                    log, logging.DEBUG if sim else logging.INFO, "order.filled", trade=event.trade_id,
+                    symbol=event.symbol, taker=event.taker.id, maker=event.maker.id,
+                    taker_account=event.taker.account, maker_account=event.maker.account,
+                    price=str(inst.price(event.price)), qty=str(inst.qty(event.qty)),
+                )
+            elif isinstance(event, OrderRejected):
+                log_event(
+                    log, logging.DEBUG if event.account.startswith(SIM_PREFIX) else logging.INFO, "order.rejected",
+                    id=event.order_id, account=event.account, op=event.op, reason=event.reason, message=event.message,
+                )
+            else:
+                order = event.order
+                kind = type(event).__name__.removeprefix("Order").lower()
+                log_event(
+                    log, logging.DEBUG if order.account.startswith(SIM_PREFIX) else logging.INFO, f"order.{kind}",
+                    id=order.id, account=order.account, symbol=order.symbol, side=order.side.value,
+                    status=order.status.value, reason=getattr(event, "reason", None),
+                )

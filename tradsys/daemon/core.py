@@ -1,0 +1,240 @@
+"""The engine thread: the one place the live venue is touched.
+
+Clients (gRPC handlers, WebSocket sessions) submit commands in the journal format and wait on a
+future. The engine thread takes whatever is queued, stamps ids and times, applies it to the
+venue, lets the simulated market and the clock act, commits the whole batch to the store in one
+transaction (group commit: one fsync for many commands) and only then resolves the futures and
+tells the listeners. Nobody is acknowledged, and nothing is published, before it is durable.
+"""
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from tradsys.engine import Event, Rejected, Venue
+from tradsys.engine.commands import BadCommand, apply
+
+log = logging.getLogger("tradsys.core")
+
+T = TypeVar("T")
+Batch = list[tuple[dict[str, Any], list[Event]]]
+Listener = Callable[[Batch, Venue], None]
+
+
+class Store(Protocol):
+    def commit(self, batch: Batch, venue: Venue) -> int: ...
+    def snapshot(self, seq: int, venue: Venue) -> None: ...
+
+
+class Market(Protocol):
+    def step(self, now_ns: int, venue: Venue) -> list[dict[str, Any]]: ...
+
+
+class Unavailable(Exception):
+    """The engine is not taking commands (stopping, or the store refused the last batch)."""
+
+
+Render = Callable[[list[dict[str, Any]], list["list[Event] | Exception"], Venue], Any]
+
+
+@dataclass(slots=True)
+class _Job:
+    commands: list[dict[str, Any]] | None
+    query: Callable[[Venue], Any] | None
+    render: Render | None = None
+    future: Future = field(default_factory=Future)
+
+
+class Core:
+    def __init__(
+        self,
+        venue: Venue,
+        store: Store,
+        *,
+        next_order_number: int = 1,
+        last_seq: int = 0,
+        market: Market | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        tick_seconds: float = 0.05,
+        max_batch: int = 5000,
+        snapshot_every: int = 100_000,
+    ) -> None:
+        self.venue = venue
+        self.store = store
+        self.market = market
+        self.listeners: list[Listener] = []
+        self.last_seq = last_seq
+        self.commands_total = 0
+        self.batches_total = 0
+        self.last_commit_ns = 0
+        self._next_id = next_order_number
+        self._clock = clock
+        self._tick_ns = int(tick_seconds * 1e9)
+        self._max_batch = max_batch
+        self._snapshot_every = snapshot_every
+        self._since_snapshot = 0
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="tradsys-engine", daemon=True)
+        self._stopping = False
+        self.failed: BaseException | None = None
+
+    # -- client side ----------------------------------------------------------------------
+
+    def submit(self, commands: list[dict[str, Any]], render: Render | None = None) -> Future:
+        """Queue commands; after the commit the future resolves to each command's events (or the
+        BadCommand/Rejected that refused it unapplied), in order. With `render`, to what it makes of
+        them: it runs on the engine thread, so it may read engine objects that later commands change."""
+        job = _Job(commands, None, render)
+        self._enqueue(job)
+        return job.future
+
+    def execute(self, commands: list[dict[str, Any]], render: Render | None = None, timeout: float = 10.0) -> Any:
+        return self.submit(commands, render).result(timeout)
+
+    def query(self, fn: Callable[[Venue], T], timeout: float = 10.0) -> T:
+        """Run a read-only function on the engine thread, after everything queued before it is
+        durable and published: a snapshot taken here lines up with the feeds' sequence numbers."""
+        job = _Job(None, fn)
+        self._enqueue(job)
+        return job.future.result(timeout)
+
+    def _enqueue(self, job: _Job) -> None:
+        if self._stopping or self.failed is not None:
+            raise Unavailable("the engine is stopping" if self.failed is None else f"the engine stopped: {self.failed}")
+        self._queue.put(job)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking commands, finish what is queued, snapshot, and end the thread."""
+        self._stopping = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and self.failed is None
+
+    # -- engine thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_tick = 0
+        try:
+            while True:
+                now = self._clock()
+                wait = max(0.0, (next_tick - now) / 1e9)
+                jobs, stop = self._take(wait)
+                now = max(self._clock(), self.venue.now)
+                tick = now >= next_tick
+                if tick:
+                    next_tick = now + self._tick_ns
+                self._cycle(jobs, now, tick)
+                if stop:
+                    break
+            if self._since_snapshot:
+                self.store.snapshot(self.last_seq, self.venue)
+        except BaseException as exc:  # the venue or the store failed: refuse work loudly, never hang clients
+            self.failed = exc
+            log.exception("engine.failed")
+            self._fail_pending(exc)
+
+    def _take(self, wait: float) -> tuple[list[_Job], bool]:
+        jobs: list[_Job] = []
+        try:
+            job = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return jobs, False
+        count = 0
+        while True:
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+            count += len(job.commands) if job.commands is not None else 1
+            if count >= self._max_batch:
+                return jobs, False
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return jobs, False
+
+    def _cycle(self, jobs: list[_Job], now: int, tick: bool) -> None:
+        venue = self.venue
+        batch: Batch = []
+        results: list[tuple[_Job, list[list[Event] | Exception]]] = []
+        for job in jobs:
+            if job.commands is None:
+                continue
+            out: list[list[Event] | Exception] = []
+            for cmd in job.commands:
+                out.append(self._apply(cmd, now, batch))
+            results.append((job, out))
+        if tick:
+            if self.market is not None:
+                for cmd in self.market.step(now, venue):
+                    self._apply(cmd, now, batch)
+            expired = venue.advance(now)
+            if expired:
+                batch.append(({"op": "advance", "ts": now}, expired))
+        if batch:
+            try:
+                self.last_seq = self.store.commit(batch, venue)
+            except Exception as exc:
+                for job, _ in results:
+                    job.future.set_exception(Unavailable(f"not durable: {exc}"))
+                raise
+            self.commands_total += len(batch)
+            self.batches_total += 1
+            self.last_commit_ns = now
+            self._since_snapshot += len(batch)
+        for job, out in results:
+            if job.render is None:
+                job.future.set_result(out)
+                continue
+            try:
+                job.future.set_result(job.render(job.commands or [], out, venue))
+            except Exception as exc:
+                job.future.set_exception(exc)
+        if batch:
+            for listener in self.listeners:
+                try:
+                    listener(batch, venue)
+                except Exception:
+                    log.exception("listener.failed", extra={"fields": {"listener": getattr(listener, "__qualname__", "?")}})
+        for job in jobs:
+            if job.query is not None:
+                try:
+                    job.future.set_result(job.query(venue))
+                except Exception as exc:
+                    job.future.set_exception(exc)
+        if self._since_snapshot >= self._snapshot_every:
+            self.store.snapshot(self.last_seq, venue)
+            self._since_snapshot = 0
+
+    def _apply(self, cmd: dict[str, Any], now: int, batch: Batch) -> list[Event] | Exception:
+        if cmd.get("op") == "new" and "id" not in cmd:
+            cmd["id"] = str(self._next_id)
+            self._next_id += 1
+        cmd["ts"] = now
+        try:
+            events = apply(self.venue, cmd)
+        except (BadCommand, Rejected) as exc:
+            return exc
+        batch.append((cmd, events))
+        return events
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None and not job.future.done():
+                job.future.set_exception(Unavailable(f"the engine stopped: {exc}"))

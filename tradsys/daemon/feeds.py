@@ -1,0 +1,189 @@
+"""What the venue publishes, derived from each committed batch on the engine thread.
+
+Topics: `book:SYM` (level deltas with a per-symbol sequence number: a client that sees a gap
+re-requests a snapshot), `trades:SYM`, `bars:SYM` (closed bars, every interval), `orders`
+(every order event with the order's state at that moment) and `positions`.
+"""
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from tradsys.daemon.hub import Hub
+from tradsys.daemon.records import fill_records, order_record, position_records, trade_record
+from tradsys.engine import (
+    Bar,
+    BarAggregator,
+    Event,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderTriggered,
+    Venue,
+    parse_interval,
+)
+from tradsys.engine.commands import fmt
+
+INTERVALS = ("1s", "1m", "5m", "15m", "1h", "1d")
+EVENT_KINDS = {
+    OrderAccepted: "accepted", OrderAmended: "amended", OrderCancelled: "cancelled",
+    OrderExpired: "expired", OrderTriggered: "triggered",
+}
+
+Level = tuple[str, str, int]
+"""price, qty, order count; qty "0" removes the level."""
+
+
+@dataclass(slots=True, frozen=True)
+class BookView:
+    symbol: str
+    seq: int
+    ts: int
+    bids: list[Level]
+    asks: list[Level]
+    snapshot: bool
+
+
+class Feeds:
+    def __init__(self, venue: Venue, hub: Hub, depth: int = 50, keep_trades: int = 1000) -> None:
+        self.hub = hub
+        self.depth = depth
+        self.intervals = {text: parse_interval(text) for text in INTERVALS}
+        self.bars = BarAggregator(list(self.intervals.values()), keep=2000)
+        self.seq = {s: 0 for s in venue.instruments}
+        self.trades = {s: deque[dict[str, Any]](maxlen=keep_trades) for s in venue.instruments}
+        self.last_event_ns = 0
+        self._levels: dict[str, tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]] = {
+            s: ({}, {}) for s in venue.instruments
+        }
+        self._order_seq = 0
+        self._lock = threading.Lock()
+        """Guards trades and bars, which readers on other threads copy."""
+
+    def on_commit(self, batch: list[tuple[dict[str, Any], list[Event]]], venue: Venue) -> None:
+        hub = self.hub
+        touched: set[str] = set()
+        accounts: set[str] = set()
+        now = venue.now
+        want_orders = hub.wants("orders")
+        closed: list[Bar] = []
+        with self._lock:
+            for _, events in batch:
+                for event in events:
+                    if isinstance(event, OrderFilled):
+                        symbol = event.symbol
+                        touched.add(symbol)
+                        accounts.update((event.taker.account, event.maker.account))
+                        trade = trade_record(venue, event)
+                        self.trades[symbol].append(trade)
+                        hub.publish(f"trades:{symbol}", trade)
+                        closed += self.bars.on_trade(symbol, event.ts, event.price, event.qty)
+                    elif not isinstance(event, OrderRejected):
+                        touched.add(event.order.symbol)
+                    if want_orders:
+                        self._publish_order_event(venue, event)
+            closed += self.bars.advance(now)
+        for bar in closed:
+            hub.publish(f"bars:{bar.symbol}", self.bar_record(venue, bar, closed=True))
+        for symbol in touched:
+            self._publish_book(venue, symbol, now)
+        if accounts and hub.wants("positions"):
+            for account in accounts:
+                for record in position_records(venue, account):
+                    hub.publish("positions", record)
+        self.last_event_ns = now
+
+    def _publish_order_event(self, venue: Venue, event: Event) -> None:
+        self._order_seq += 1
+        if isinstance(event, OrderFilled):
+            taker, maker = fill_records(venue, event)
+            for order, fill in ((event.taker, taker), (event.maker, maker)):
+                self.hub.publish("orders", {
+                    "kind": "filled", "seq": self._order_seq, "ts": event.ts,
+                    "order": order_record(venue, order), "fill": fill, "reason": "",
+                })
+            return
+        if isinstance(event, OrderRejected):
+            record = {"id": event.order_id, "account": event.account, "status": "rejected", "reason": event.reason}
+            self.hub.publish("orders", {
+                "kind": "rejected", "seq": self._order_seq, "ts": event.ts, "order": record, "fill": None,
+                "reason": event.reason, "message": event.message, "op": event.op,
+            })
+            return
+        reason = event.reason if isinstance(event, OrderCancelled) else ""
+        self.hub.publish("orders", {
+            "kind": EVENT_KINDS[type(event)], "seq": self._order_seq, "ts": event.ts,
+            "order": order_record(venue, event.order, reason), "fill": None, "reason": reason,
+        })
+
+    def _publish_book(self, venue: Venue, symbol: str, now: int) -> None:
+        bids, asks = venue.books[symbol].depth(self.depth)
+        old_bids, old_asks = self._levels[symbol]
+        new_bids = {p: (q, n) for p, q, n in bids}
+        new_asks = {p: (q, n) for p, q, n in asks}
+        inst = venue.instruments[symbol]
+        d_bids = _diff(old_bids, new_bids)
+        d_asks = _diff(old_asks, new_asks)
+        if not d_bids and not d_asks:
+            return
+        self._levels[symbol] = (new_bids, new_asks)
+        self.seq[symbol] += 1
+
+        def levels(changes: list[tuple[int, int, int]]) -> list[Level]:
+            return [(fmt(inst.price(p)), fmt(inst.qty(q)), n) for p, q, n in changes]
+
+        self.hub.publish(
+            f"book:{symbol}", BookView(symbol, self.seq[symbol], now, levels(d_bids), levels(d_asks), snapshot=False)
+        )
+
+    def book_snapshot(self, venue: Venue, symbol: str, depth: int) -> BookView:
+        """Run on the engine thread (`Core.query`) so that `seq` matches the deltas published so far."""
+        inst = venue.instruments[symbol]
+        bids, asks = venue.books[symbol].depth(depth)
+        return BookView(
+            symbol, self.seq[symbol], venue.now,
+            [(fmt(inst.price(p)), fmt(inst.qty(q)), n) for p, q, n in bids],
+            [(fmt(inst.price(p)), fmt(inst.qty(q)), n) for p, q, n in asks],
+            snapshot=True,
+        )
+
+    def recent_trades(self, symbol: str, limit: int, since_ns: int = 0) -> list[dict[str, Any]]:
+        with self._lock:
+            trades = [t for t in self.trades[symbol] if t["ts"] >= since_ns]
+        return trades[-limit:]
+
+    def bar_history(self, venue: Venue, symbol: str, interval: str, since_ns: int, until_ns: int | None,
+                    limit: int) -> list[dict[str, Any]]:
+        ns = self.intervals[interval]
+        with self._lock:
+            bars = [self.bar_record(venue, b, closed=True) for b in self.bars.history(symbol, ns)]
+            current = self.bars.current(symbol, ns)
+            if current is not None:
+                bars.append(self.bar_record(venue, current, closed=False))
+        bars = [b for b in bars if b["start_ns"] >= since_ns and (until_ns is None or b["start_ns"] < until_ns)]
+        return bars[-limit:]
+
+    def bar_record(self, venue: Venue, bar: Bar, closed: bool) -> dict[str, Any]:
+        inst = venue.instruments[bar.symbol]
+        return {
+            "symbol": bar.symbol,
+            "interval": next(k for k, v in self.intervals.items() if v == bar.interval_ns),
+            "start_ns": bar.start_ns,
+            "open": fmt(inst.price(bar.open)),
+            "high": fmt(inst.price(bar.high)),
+            "low": fmt(inst.price(bar.low)),
+            "close": fmt(inst.price(bar.close)),
+            "volume": fmt(inst.qty(bar.volume)),
+            "trades": bar.trades,
+            "closed": closed,
+        }
+
+
+def _diff(old: dict[int, tuple[int, int]], new: dict[int, tuple[int, int]]) -> list[tuple[int, int, int]]:
+    changes = [(p, q, n) for p, (q, n) in new.items() if old.get(p) != (q, n)]
+    changes += [(p, 0, 0) for p in old if p not in new]
+    return changes

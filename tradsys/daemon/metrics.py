@@ -1,0 +1,83 @@
+"""Prometheus metrics: one registry per daemon, names prefixed `tradsys_`, bounded label sets."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import PlatformCollector, ProcessCollector
+
+from tradsys.engine import OrderAccepted, OrderCancelled, OrderExpired, OrderFilled, OrderRejected, Venue
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.orders = Counter("tradsys_orders", "Orders that reached the engine, by outcome.",
+                              ["outcome", "symbol", "side", "type"], registry=r)
+        self.rejections = Counter("tradsys_risk_rejections", "Orders and commands refused, by reason.",
+                                  ["reason"], registry=r)
+        self.fills = Counter("tradsys_fills", "Matches (one per maker/taker pair).", ["symbol"], registry=r)
+        self.volume = Counter("tradsys_traded_volume", "Traded quantity in base units.", ["symbol"], registry=r)
+        self.notional = Counter("tradsys_traded_notional", "Traded notional in quote units.", ["symbol"], registry=r)
+        self.commands = Counter("tradsys_journal_commands", "Commands made durable in the journal.", registry=r)
+        self.commit_seconds = Histogram("tradsys_journal_commit_seconds", "Time to make one batch durable.",
+                                        buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("tradsys_journal_batch_size", "Commands per group commit.",
+                                    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000), registry=r)
+        self.ack_seconds = Histogram("tradsys_order_ack_seconds", "gRPC order entry: request in to durable ack out.",
+                                     ["method"], buckets=LATENCY_BUCKETS, registry=r)
+        self.grpc_requests = Counter("tradsys_grpc_requests", "gRPC calls by method and status code.",
+                                     ["method", "code"], registry=r)
+        self.auth_refusals = Counter("tradsys_auth_refusals", "Refused credentials or permissions.", ["kind", "detail"],
+                                     registry=r)
+        self.best_bid = Gauge("tradsys_book_best_bid", "Best bid price.", ["symbol"], registry=r)
+        self.best_ask = Gauge("tradsys_book_best_ask", "Best ask price.", ["symbol"], registry=r)
+        self.spread = Gauge("tradsys_book_spread", "Best ask minus best bid.", ["symbol"], registry=r)
+        self.halted = Gauge("tradsys_symbol_halted", "1 while the symbol is halted or its breaker is tripped.",
+                            ["symbol"], registry=r)
+        self.kill_switch = Gauge("tradsys_kill_switch", "1 while the kill switch is on.", registry=r)
+        self.open_orders = Gauge("tradsys_open_orders", "Open orders in the engine.", registry=r)
+        self.last_event = Gauge("tradsys_last_event_timestamp_seconds", "Time of the last committed batch.", registry=r)
+
+    def on_commit(self, batch: list, venue: Venue) -> None:
+        """Engine-thread listener: counts from events, gauges from the venue."""
+        orders, rejections = self.orders, self.rejections
+        touched: set[str] = set()
+        for cmd, events in batch:
+            for event in events:
+                if isinstance(event, OrderFilled):
+                    inst = venue.instruments[event.symbol]
+                    self.fills.labels(event.symbol).inc()
+                    self.volume.labels(event.symbol).inc(float(inst.qty(event.qty)))
+                    self.notional.labels(event.symbol).inc(float(inst.notional(event.price, event.qty)))
+                    touched.add(event.symbol)
+                elif isinstance(event, OrderRejected):
+                    rejections.labels(event.reason).inc()
+                    if event.op == "new" and cmd.get("symbol") in venue.instruments:
+                        orders.labels("rejected", cmd["symbol"], cmd.get("side", ""), cmd.get("type", "limit")).inc()
+                elif isinstance(event, (OrderCancelled, OrderExpired)):
+                    touched.add(event.order.symbol)
+                elif isinstance(event, OrderAccepted):
+                    order = event.order
+                    orders.labels("accepted", order.symbol, order.side.value, order.type.value).inc()
+                    touched.add(order.symbol)
+        self.commands.inc(len(batch))
+        self.batch_size.observe(len(batch))
+        for symbol in touched:
+            book, inst = venue.books[symbol], venue.instruments[symbol]
+            bid, ask = book.best_bid(), book.best_ask()
+            if bid is not None:
+                self.best_bid.labels(symbol).set(float(inst.price(bid)))
+            if ask is not None:
+                self.best_ask.labels(symbol).set(float(inst.price(ask)))
+            if bid is not None and ask is not None:
+                self.spread.labels(symbol).set(float(inst.price(ask - bid)))
+        for symbol in venue.instruments:
+            self.halted.labels(symbol).set(1 if venue.halt_reason(symbol) else 0)
+        self.kill_switch.set(1 if venue.kill_switch else 0)
+        self.open_orders.set(len(venue.orders))
+        self.last_event.set(venue.now / 1e9)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,74 @@
+"""Authentication and refusals for every gRPC call, in one place."""
+
+from collections.abc import Callable
+from typing import NoReturn
+
+import grpc
+
+from tradsys.daemon.auth import AuthError, PermissionDenied, Principal, parse_bearer, require, verify_token
+
+INVALID = {
+    "price_precision", "qty_precision", "invalid_price", "invalid_qty", "invalid_side", "invalid_type",
+    "invalid_tif", "invalid_stop_price", "invalid_expire", "invalid_post_only", "invalid_amend", "invalid_amount",
+    "invalid_limit", "unknown_limit", "min_qty", "max_qty",
+}
+NOT_FOUND = {"unknown_symbol", "unknown_order"}
+EXISTS = {"duplicate_client_id", "duplicate_order_id"}
+
+
+def status_for(reason: str) -> grpc.StatusCode:
+    """The status code a refusal reason maps to: bad input, missing thing, or a rule said no."""
+    if reason in INVALID:
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if reason in NOT_FOUND:
+        return grpc.StatusCode.NOT_FOUND
+    if reason in EXISTS:
+        return grpc.StatusCode.ALREADY_EXISTS
+    if reason == "rate_limit":
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+def refuse(context: grpc.ServicerContext, reason: str, message: str) -> NoReturn:
+    context.set_trailing_metadata((("tradsys-reason", reason),))
+    context.abort(status_for(reason), f"rejected: {reason} ({message})" if message else f"rejected: {reason}")
+
+
+class Gate:
+    def __init__(self, secret: bytes, on_refusal: Callable[[str, str], None] | None = None) -> None:
+        self._secret = secret
+        self._on_refusal = on_refusal
+
+    def authenticate(self, context: grpc.ServicerContext) -> Principal:
+        """The caller's principal from `authorization: Bearer ...`, or abort UNAUTHENTICATED."""
+        header = dict(context.invocation_metadata()).get("authorization")
+        try:
+            return verify_token(self._secret, parse_bearer(header))
+        except AuthError as exc:
+            self._refused("unauthenticated", exc.code)
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{exc.code}: {exc.message}")
+
+    def authorize(self, context: grpc.ServicerContext, principal: Principal, action: str, account: str | None = None) -> None:
+        try:
+            require(principal, action, account)
+        except PermissionDenied as exc:
+            self._refused("permission_denied", action)
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+
+    def check(self, context: grpc.ServicerContext, action: str, account: str | None = None) -> Principal:
+        principal = self.authenticate(context)
+        self.authorize(context, principal, action, account)
+        return principal
+
+    def _refused(self, kind: str, detail: str) -> None:
+        if self._on_refusal is not None:
+            self._on_refusal(kind, detail)
+
+
+def default_account(context: grpc.ServicerContext, principal: Principal, account: str) -> str:
+    """An empty account means the caller's only account; anything else must be named."""
+    if account:
+        return account
+    if len(principal.accounts) == 1 and principal.accounts[0] != "*":
+        return principal.accounts[0]
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "account is required (the token allows several)")

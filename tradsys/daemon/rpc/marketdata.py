@@ -1,0 +1,116 @@
+"""MarketDataService: instruments, book, trades and bars, polled or streamed."""
+
+from collections.abc import Iterator
+
+import grpc
+
+from tradsys.daemon.core import Core
+from tradsys.daemon.feeds import BookView, Feeds
+from tradsys.daemon.hub import Hub
+from tradsys.daemon.rpc.convert import bar_msg, levels, trade_msg
+from tradsys.daemon.rpc.gate import Gate
+from tradsys.daemon.rpc.streaming import pump
+from tradsys.engine import Venue
+from tradsys.engine.commands import fmt
+from tradsys.proto import marketdata_pb2 as md
+from tradsys.proto import marketdata_pb2_grpc as md_grpc
+
+MAX_DEPTH = 500
+
+
+class MarketDataService(md_grpc.MarketDataServiceServicer):
+    def __init__(self, core: Core, feeds: Feeds, hub: Hub, gate: Gate) -> None:
+        self.core = core
+        self.feeds = feeds
+        self.hub = hub
+        self.gate = gate
+
+    def _symbol(self, context: grpc.ServicerContext, symbol: str) -> str:
+        if symbol not in self.core.venue.instruments:
+            known = ", ".join(self.core.venue.instruments)
+            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown symbol {symbol!r}; known: {known}")
+        return symbol
+
+    def _interval(self, context: grpc.ServicerContext, interval: str) -> str:
+        interval = interval or "1m"
+        if interval not in self.feeds.intervals:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"interval must be one of {', '.join(self.feeds.intervals)}")
+        return interval
+
+    def ListInstruments(self, request: md.ListInstrumentsRequest, context: grpc.ServicerContext) -> md.ListInstrumentsResponse:
+        self.gate.check(context, "read")
+
+        def build(venue: Venue) -> list[md.Instrument]:
+            return [
+                md.Instrument(
+                    symbol=i.symbol, base=i.base, quote=i.quote, tick_size=fmt(i.tick_size), lot_size=fmt(i.lot_size),
+                    min_qty=fmt(i.qty(i.min_qty)), max_qty=fmt(i.qty(i.max_qty)),
+                    status=md.Instrument.STATUS_HALTED if venue.halt_reason(i.symbol) else md.Instrument.STATUS_TRADING,
+                )
+                for i in venue.instruments.values()
+            ]
+
+        return md.ListInstrumentsResponse(instruments=self.core.query(build))
+
+    def _snapshot(self, symbol: str, depth: int) -> BookView:
+        return self.core.query(lambda venue: self.feeds.book_snapshot(venue, symbol, depth))
+
+    def GetBook(self, request: md.GetBookRequest, context: grpc.ServicerContext) -> md.GetBookResponse:
+        self.gate.check(context, "read")
+        symbol = self._symbol(context, request.symbol)
+        view = self._snapshot(symbol, min(request.depth or 20, MAX_DEPTH))
+        return md.GetBookResponse(book=_snapshot_msg(view))
+
+    def GetTrades(self, request: md.GetTradesRequest, context: grpc.ServicerContext) -> md.GetTradesResponse:
+        self.gate.check(context, "read")
+        symbol = self._symbol(context, request.symbol)
+        trades = self.feeds.recent_trades(symbol, min(request.limit or 100, 1000), request.since_ns)
+        return md.GetTradesResponse(trades=[trade_msg(t) for t in trades])
+
+    def GetBars(self, request: md.GetBarsRequest, context: grpc.ServicerContext) -> md.GetBarsResponse:
+        self.gate.check(context, "read")
+        symbol = self._symbol(context, request.symbol)
+        interval = self._interval(context, request.interval)
+        bars = self.feeds.bar_history(
+            self.core.venue, symbol, interval, request.since_ns, request.until_ns or None, min(request.limit or 500, 2000)
+        )
+        return md.GetBarsResponse(bars=[bar_msg(b) for b in bars])
+
+    def StreamBook(self, request: md.StreamBookRequest, context: grpc.ServicerContext) -> Iterator[md.BookEvent]:
+        """A snapshot, then level deltas whose `seq` continues it without gaps.
+
+        The delta view covers the top `Feeds.depth` levels; a slow reader is cut off rather than
+        sent a book with holes, and reconnects for a fresh snapshot.
+        """
+        self.gate.check(context, "read")
+        symbol = self._symbol(context, request.symbol)
+        sub = self.hub.subscribe({f"book:{symbol}"})
+        view = self._snapshot(symbol, min(request.depth or self.feeds.depth, MAX_DEPTH))
+        yield md.BookEvent(snapshot=_snapshot_msg(view))
+        seen = [view.seq]
+
+        def delta(view: BookView) -> md.BookEvent | None:
+            if view.seq <= seen[0]:
+                return None
+            seen[0] = view.seq
+            return md.BookEvent(update=md.BookUpdate(
+                symbol=symbol, bids=levels(view.bids), asks=levels(view.asks), seq=view.seq, ts_ns=view.ts,
+            ))
+
+        yield from pump(self.hub, sub, context, delta)
+
+    def StreamTrades(self, request: md.StreamTradesRequest, context: grpc.ServicerContext) -> Iterator[md.Trade]:
+        self.gate.check(context, "read")
+        symbol = self._symbol(context, request.symbol)
+        yield from pump(self.hub, self.hub.subscribe({f"trades:{symbol}"}), context, trade_msg)
+
+    def StreamBars(self, request: md.StreamBarsRequest, context: grpc.ServicerContext) -> Iterator[md.Bar]:
+        self.gate.check(context, "read")
+        symbol = self._symbol(context, request.symbol)
+        interval = self._interval(context, request.interval)
+        sub = self.hub.subscribe({f"bars:{symbol}"}, accept=lambda _topic, bar: bar["interval"] == interval)
+        yield from pump(self.hub, sub, context, bar_msg)
+
+
+def _snapshot_msg(view: BookView) -> md.BookSnapshot:
+    return md.BookSnapshot(symbol=view.symbol, bids=levels(view.bids), asks=levels(view.asks), seq=view.seq, ts_ns=view.ts)
