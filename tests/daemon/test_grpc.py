@@ -242,3 +242,13 @@ def test_metrics_exposition(daemon: DaemonProcess, stubs, best) -> None:  # type
     assert "tradsys_journal_commit_seconds_bucket" in text
     assert 'tradsys_grpc_requests_total{code="OK",method="GetBook"}' in text
     assert "process_resident_memory_bytes" in text
+
+
+def test_server_reflection_lists_the_services(daemon: DaemonProcess) -> None:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    stub = reflection_pb2_grpc.ServerReflectionStub(daemon.channel())
+    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {s.name for s in next(replies).list_services_response.service}
+    assert {"tradsys.v1.OrderService", "tradsys.v1.MarketDataService", "tradsys.v1.RiskService",
+            "tradsys.v1.StrategyService", "grpc.health.v1.Health"} <= names

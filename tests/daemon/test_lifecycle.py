@@ -40,8 +40,9 @@ def snapshot(stub: pb_grpc.OrderServiceStub, daemon: DaemonProcess, ids: list[st
     }
 
 
-def test_sigkill_loses_no_acknowledged_order_or_fill(tmp_path: Path) -> None:
-    daemon = start_daemon(tmp_path / "home", "--no-simulate")
+@pytest.mark.parametrize("durability", ["fsync", "process"])
+def test_sigkill_loses_no_acknowledged_order_or_fill(tmp_path: Path, durability: str) -> None:
+    daemon = start_daemon(tmp_path / "home", "--no-simulate", "--durability", durability)
     stub = pb_grpc.OrderServiceStub(daemon.channel())
     acked: list[str] = []
     for i in range(20):
@@ -53,7 +54,8 @@ def test_sigkill_loses_no_acknowledged_order_or_fill(tmp_path: Path) -> None:
     assert before["fills"], "the crossing orders traded"
     daemon.kill(signal.SIGKILL)
 
-    again = start_daemon(daemon.home, "--no-simulate", grpc_port=daemon.grpc_port, http_port=daemon.http_port)
+    again = start_daemon(daemon.home, "--no-simulate", "--durability", durability, grpc_port=daemon.grpc_port,
+                         http_port=daemon.http_port)
     try:
         stub = pb_grpc.OrderServiceStub(again.channel())
         assert snapshot(stub, again, acked) == before
@@ -164,3 +166,15 @@ def test_unauthenticated_order_entry_is_refused(daemon: DaemonProcess) -> None:
     with pytest.raises(grpc.RpcError) as err:
         list(stub.OrderEntry(iter([pb.OrderBatch(seq=1)])))
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_market_driven_by_replay_data(tmp_path: Path) -> None:
+    data = Path(__file__).parents[2] / "examples" / "data" / "btc_trades.parquet"
+    daemon = start_daemon(tmp_path / "home", "--replay-data", str(data), "--replay-speed", "60")
+    try:
+        market = md_grpc.MarketDataServiceStub(daemon.channel())
+        trades = eventually(lambda: market.GetTrades(md.GetTradesRequest(symbol="BTC-USD", limit=5),
+                                                     metadata=daemon.metadata()).trades, timeout=20)
+        assert all(Decimal(t.price) > 0 for t in trades)
+    finally:
+        daemon.kill(signal.SIGTERM)

@@ -44,6 +44,7 @@ def start(
     replay_data: Annotated[Path | None, typer.Option(help="Drive the market from a parquet/CSV file of trades or bars.")] = None,
     replay_speed: Annotated[float | None, typer.Option(help="Replay speed factor for --replay-data.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the simulated market.")] = None,
+    durability: Annotated[str | None, typer.Option(help="fsync (survives power loss, default) or process (survives a killed daemon; faster).")] = None,
 ) -> None:
     """Start the daemon: a live venue with a simulated market, gRPC on 50051, HTTP/WebSocket on 8080.
 
@@ -52,7 +53,7 @@ def start(
     cfg = _config(config, {
         "home": home, "grpc_host": grpc_host, "grpc_port": grpc_port, "http_host": http_host, "http_port": http_port,
         "log_format": log_format, "log_level": log_level, "simulate": simulate, "replay_data": replay_data,
-        "replay_speed": replay_speed, "sim_seed": seed,
+        "replay_speed": replay_speed, "sim_seed": seed, "durability": durability,
     })
     running = process.read_pid(cfg.home)
     if running is not None:

@@ -1,5 +1,7 @@
 """Prometheus metrics: one registry per daemon, names prefixed `tradsys_`, bounded label sets."""
 
+from collections import Counter as Tally
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import PlatformCollector, ProcessCollector
 
@@ -41,27 +43,41 @@ class Metrics:
         self.last_event = Gauge("tradsys_last_event_timestamp_seconds", "Time of the last committed batch.", registry=r)
 
     def on_commit(self, batch: list, venue: Venue) -> None:
-        """Engine-thread listener: counts from events, gauges from the venue."""
-        orders, rejections = self.orders, self.rejections
+        """Engine-thread listener: counts from events, gauges from the venue. Counts are summed
+        per batch first: a labelled increment costs far more than a dict update."""
+        orders: Tally[tuple[str, str, str, str]] = Tally()
+        rejections: Tally[str] = Tally()
+        traded: dict[str, list[int]] = {}
         touched: set[str] = set()
         for cmd, events in batch:
             for event in events:
-                if isinstance(event, OrderFilled):
-                    inst = venue.instruments[event.symbol]
-                    self.fills.labels(event.symbol).inc()
-                    self.volume.labels(event.symbol).inc(float(inst.qty(event.qty)))
-                    self.notional.labels(event.symbol).inc(float(inst.notional(event.price, event.qty)))
-                    touched.add(event.symbol)
-                elif isinstance(event, OrderRejected):
-                    rejections.labels(event.reason).inc()
-                    if event.op == "new" and cmd.get("symbol") in venue.instruments:
-                        orders.labels("rejected", cmd["symbol"], cmd.get("side", ""), cmd.get("type", "limit")).inc()
-                elif isinstance(event, (OrderCancelled, OrderExpired)):
-                    touched.add(event.order.symbol)
-                elif isinstance(event, OrderAccepted):
+                kind = type(event)
+                if kind is OrderFilled:
+                    symbol = event.symbol
+                    totals = traded.setdefault(symbol, [0, 0, 0])
+                    totals[0] += 1
+                    totals[1] += event.qty
+                    totals[2] += event.price * event.qty
+                elif kind is OrderAccepted:
                     order = event.order
-                    orders.labels("accepted", order.symbol, order.side.value, order.type.value).inc()
+                    orders["accepted", order.symbol, order.side.value, order.type.value] += 1
                     touched.add(order.symbol)
+                elif kind is OrderRejected:
+                    rejections[event.reason] += 1
+                    if event.op == "new" and cmd.get("symbol") in venue.instruments:
+                        orders["rejected", cmd["symbol"], cmd.get("side", ""), cmd.get("type", "limit")] += 1
+                elif kind is OrderCancelled or kind is OrderExpired:
+                    touched.add(event.order.symbol)
+        for labels, n in orders.items():
+            self.orders.labels(*labels).inc(n)
+        for reason, n in rejections.items():
+            self.rejections.labels(reason).inc(n)
+        for symbol, (fills, lots, notional) in traded.items():
+            inst = venue.instruments[symbol]
+            self.fills.labels(symbol).inc(fills)
+            self.volume.labels(symbol).inc(float(inst.qty(lots)))
+            self.notional.labels(symbol).inc(notional * inst.cash_mult / 1e8)
+            touched.add(symbol)
         self.commands.inc(len(batch))
         self.batch_size.observe(len(batch))
         for symbol in touched:

@@ -46,7 +46,6 @@ log = logging.getLogger("tradsys.store")
 BUSY_TIMEOUT_MS = 10_000
 PRAGMAS = (
     ("journal_mode", "wal"),
-    ("synchronous", "full"),
     ("foreign_keys", 0),
     ("busy_timeout", BUSY_TIMEOUT_MS),
     ("cache_size", -64_000),  # KiB, per connection
@@ -317,11 +316,13 @@ def _cmd_ts(cmd: dict) -> int | None:
 class Store:
     """The daemon's SQLite database. See the module docstring for the thread model."""
 
-    def __init__(self, path: Path | str, *, wal_autocheckpoint: int = 1000) -> None:
+    def __init__(self, path: Path | str, *, wal_autocheckpoint: int = 1000, fsync: bool = True) -> None:
+        """`fsync=False` keeps commits durable against a killed process (the WAL is written before
+        `commit` returns) but not against power loss: SQLite's synchronous=NORMAL."""
         self.path = Path(path)
         self.db = pw.SqliteDatabase(
             str(self.path),
-            pragmas=PRAGMAS + (("wal_autocheckpoint", wal_autocheckpoint),),
+            pragmas=PRAGMAS + (("wal_autocheckpoint", wal_autocheckpoint), ("synchronous", "full" if fsync else "normal")),
             timeout=BUSY_TIMEOUT_MS / 1000,
         )
         self.models: dict[str, type[pw.Model]] = {}

@@ -6,7 +6,9 @@ and turned into integer ticks and lots; a value the venue refuses becomes a `rej
 while a line that is not a command at all raises `BadCommand`.
 """
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from enum import StrEnum
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -82,15 +84,27 @@ def _flag(cmd: Mapping[str, Any], key: str) -> bool:
     return value
 
 
-def _choice(enum: type, cmd: Mapping[str, Any], key: str, default: Any) -> Any:
+def _lookup(enum: type[StrEnum], aliases: Callable[[str], str]) -> dict[str, Any]:
+    return {aliases(m.value): m for m in enum}
+
+
+SIDES = _lookup(Side, str.lower)
+TYPES = _lookup(OrderType, str.lower)
+TIFS = _lookup(TimeInForce, str.upper)
+
+
+def _choice(table: dict[str, Any], cmd: Mapping[str, Any], key: str, default: Any) -> Any:
+    """An enum member from its text, case-insensitively; a dict lookup, as this runs per order."""
     value = cmd.get(key)
     if value is None:
         return default
-    try:
-        return enum(value.lower() if enum is not TimeInForce and isinstance(value, str) else value)
-    except ValueError:
-        choices = ", ".join(m.value for m in enum)
-        raise Rejected(f"invalid_{key}", f"{key} {value!r} is not one of {choices}") from None
+    member = table.get(value) if isinstance(value, str) else None
+    if member is None and isinstance(value, str):
+        member = table.get(value.lower()) or table.get(value.upper())
+    if member is None:
+        choices = ", ".join(m.value for m in table.values())
+        raise Rejected(f"invalid_{key}", f"{key} {value!r} is not one of {choices}")
+    return member
 
 
 def build_order(venue: Venue, cmd: Mapping[str, Any]) -> Order:
@@ -102,11 +116,11 @@ def build_order(venue: Venue, cmd: Mapping[str, Any]) -> Order:
     post_only = _flag(cmd, "post_only")
     reduce_only = _flag(cmd, "reduce_only")
     inst = venue.instrument(symbol)
-    side = _choice(Side, cmd, "side", None)
+    side = _choice(SIDES, cmd, "side", None)
     if side is None:
         raise Rejected("invalid_side", "side must be buy or sell")
-    otype = _choice(OrderType, cmd, "type", OrderType.LIMIT)
-    tif = _choice(TimeInForce, cmd, "tif", TimeInForce.GTC)
+    otype = _choice(TYPES, cmd, "type", OrderType.LIMIT)
+    tif = _choice(TIFS, cmd, "tif", TimeInForce.GTC)
     price = cmd.get("price")
     stop = cmd.get("stop_price")
     expire = cmd.get("expire_ts")

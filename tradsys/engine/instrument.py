@@ -1,5 +1,6 @@
 """Instruments and the conversions between decimal edge values and integer ticks/lots."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -54,6 +55,8 @@ class Instrument:
     min_qty: int = 1
     max_qty: int = 10**12
     cash_mult: int = field(init=False)
+    _parsed: dict[tuple[str, str], int] = field(init=False, repr=False, compare=False, hash=False)
+    """Text already converted to ticks/lots: edges see the same few prices and sizes again and again."""
 
     def __post_init__(self) -> None:
         if self.tick_size <= 0 or self.lot_size <= 0:
@@ -62,8 +65,29 @@ class Instrument:
         if mult != mult.to_integral_value():
             raise ValueError(f"{self.symbol}: tick*lot must be a multiple of 1e-8")
         object.__setattr__(self, "cash_mult", int(mult))
+        object.__setattr__(self, "_parsed", {})
 
     def price_to_ticks(self, value: object) -> int:
+        if type(value) is str:
+            return self._cached("price", value, self._price_to_ticks)
+        return self._price_to_ticks(value)
+
+    def qty_to_lots(self, value: object) -> int:
+        if type(value) is str:
+            return self._cached("qty", value, self._qty_to_lots)
+        return self._qty_to_lots(value)
+
+    def _cached(self, kind: str, text: str, convert: Callable[[object], int]) -> int:
+        parsed = self._parsed
+        units = parsed.get((kind, text))
+        if units is None:
+            units = convert(text)
+            if len(parsed) >= 8192:
+                parsed.clear()
+            parsed[(kind, text)] = units
+        return units
+
+    def _price_to_ticks(self, value: object) -> int:
         price = to_decimal(value, "price")
         if price <= 0:
             raise Rejected("invalid_price", f"price {price} must be positive")
@@ -72,7 +96,7 @@ class Instrument:
             raise Rejected("price_precision", f"price {price} is not a multiple of tick {self.tick_size}")
         return int(ticks)
 
-    def qty_to_lots(self, value: object) -> int:
+    def _qty_to_lots(self, value: object) -> int:
         qty = to_decimal(value, "qty")
         if qty <= 0:
             raise Rejected("invalid_qty", f"qty {qty} must be positive")

@@ -287,21 +287,42 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 slots.append(_error(common.ERROR_CODE_INVALID_ARGUMENT, str(exc)))
                 continue
             slots.append(None)
-        future = self.core.submit(commands, outcomes) if commands else None
+        future = self.core.submit(commands, entry_outcomes) if commands else None
         return batch.seq, slots, future
+
+
+def entry_outcomes(commands: list[dict[str, Any]], results: list[list[Event] | Exception], venue: Venue) -> list[tuple]:
+    """The little a batch ack needs per command, (order id, client id, status, reason, message),
+    without building full records: this runs on the engine thread for every streamed order."""
+    out = []
+    for cmd, result in zip(commands, results):
+        oid = cmd.get("id", "")
+        if isinstance(result, Exception):
+            out.append((oid, "", "rejected", getattr(result, "reason", "invalid_argument"), str(result)))
+            continue
+        status = "unknown"
+        for event in result:
+            if isinstance(event, OrderRejected):
+                if event.order_id == oid:
+                    status = ("rejected", event.reason, event.message)
+                    break
+            elif not isinstance(event, OrderFilled) and event.order.id == oid:
+                status = event.order.status.value
+        if isinstance(status, tuple):
+            out.append((oid, cmd.get("client_id") or "", *status))
+        else:
+            out.append((oid, cmd.get("client_id") or "", status, "", ""))
+    return out
 
 
 def _error(code: int, message: str) -> pb.OrderResult:
     return pb.OrderResult(status=common.ORDER_STATUS_REJECTED, error=common.Error(code=code, message=message))
 
 
-def _result(result: dict[str, Any]) -> pb.OrderResult:
-    if "rejected" in result:
-        code = ERROR_CODES.get(status_for(result["rejected"]), common.ERROR_CODE_RISK_REJECTED)
-        return pb.OrderResult(
-            order_id=result.get("order_id", ""), status=common.ORDER_STATUS_REJECTED,
-            error=common.Error(code=code, message=f"{result['rejected']}: {result['message']}"),
-        )
-    order = result["order"]
-    return pb.OrderResult(order_id=order["id"], client_id=order.get("client_id") or "", status=STATUSES[order["status"]])
-
+def _result(outcome: tuple) -> pb.OrderResult:
+    order_id, client_id, status, reason, message = outcome
+    if status == "rejected":
+        code = ERROR_CODES.get(status_for(reason), common.ERROR_CODE_RISK_REJECTED)
+        return pb.OrderResult(order_id=order_id, client_id=client_id, status=common.ORDER_STATUS_REJECTED,
+                              error=common.Error(code=code, message=f"{reason}: {message}"))
+    return pb.OrderResult(order_id=order_id, client_id=client_id, status=STATUSES.get(status, 0))

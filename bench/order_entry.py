@@ -1,0 +1,146 @@
+"""Order entry over gRPC against a real daemon: unary PlaceOrder latency and streaming throughput.
+
+Starts a daemon (no simulated market, a fresh temporary home) once per durability mode —
+"fsync" (the default: an fsync per group commit) and "process" (survives SIGKILL, not power
+loss) — and, in the same run, a bare grpcio echo server for the floor a unary call cannot beat.
+
+    python bench/order_entry.py [--unary 2000] [--stream 100000] [--batch 500]
+"""
+
+import argparse
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+
+from tradsys.proto import common_pb2 as common
+from tradsys.proto import orders_pb2 as pb
+from tradsys.proto import orders_pb2_grpc as pb_grpc
+from tradsys.proto import risk_pb2 as rk
+from tradsys.proto import risk_pb2_grpc as rk_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
+    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
+
+
+def echo_round_trip(n: int) -> list[float]:
+    """A bare grpcio unary echo on loopback: the same transport, no work."""
+    port = free_port()
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, _context: request)}
+    )
+    server = grpc.server(ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    call = channel.unary_unary("/bench.Echo/Echo")
+    payload = b"x" * 96
+    for _ in range(200):
+        call(payload)
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call(payload)
+        out.append(time.perf_counter() - start)
+    channel.close()
+    server.stop(0)
+    return out
+
+
+def start_daemon(home: Path, durability: str) -> tuple[subprocess.Popen, str]:
+    grpc_port, http_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tradsys", "daemon", "start", "--no-simulate", "--grpc-port", str(grpc_port),
+         "--http-port", str(http_port), "--log-level", "warning", "--durability", durability],
+        env={**os.environ, "TRADSYS_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not (home / "daemon.pid").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the daemon did not start")
+        time.sleep(0.1)
+    return proc, f"127.0.0.1:{grpc_port}"
+
+
+def place_request(i: int) -> pb.PlaceOrderRequest:
+    """Passive orders on both sides of 3,000 that never cross, spread over many accounts."""
+    side = common.SIDE_BUY if i % 2 else common.SIDE_SELL
+    price = 2999 - i % 90 if i % 2 else 3001 + i % 90
+    return pb.PlaceOrderRequest(account=f"bench{i % 64}", symbol="ETH-USD", side=side, price=f"{price}.00", qty="0.010")
+
+
+def measure(durability: str, args: argparse.Namespace) -> tuple[list[float], float, int]:
+    """Unary latencies, then streaming throughput, against a fresh daemon."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, target = start_daemon(Path(tmp), durability)
+        try:
+            token = (Path(tmp) / "admin.token").read_text().strip()
+            meta = (("authorization", f"Bearer {token}"),)
+            channel = grpc.insecure_channel(target)
+            rk_grpc.RiskServiceStub(channel).SetLimits(
+                rk.SetLimitsRequest(limits=[rk.RiskLimit(key="max_orders_per_second", value="none")]), metadata=meta
+            )
+            orders = pb_grpc.OrderServiceStub(channel)
+            for i in range(200):
+                orders.PlaceOrder(place_request(i), metadata=meta)
+            unary = []
+            for i in range(args.unary):
+                start = time.perf_counter()
+                orders.PlaceOrder(place_request(i), metadata=meta)
+                unary.append(time.perf_counter() - start)
+            batches = [
+                pb.OrderBatch(seq=b, requests=[pb.OrderRequest(place=place_request(b * args.batch + j))
+                                               for j in range(args.batch)])
+                for b in range(args.stream // args.batch)
+            ]
+            acked = errors = 0
+            start = time.perf_counter()
+            for ack in orders.OrderEntry(iter(batches), metadata=meta):
+                acked += len(ack.results)
+                errors += sum(1 for r in ack.results if r.HasField("error"))
+            rate = acked / (time.perf_counter() - start)
+            channel.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    return unary, rate, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--unary", type=int, default=2000)
+    parser.add_argument("--stream", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+
+    echo_p50, echo_p99 = percentiles(echo_round_trip(args.unary))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}")
+    print(f"bare grpcio echo:        p50 {echo_p50 * 1e6:6.0f} us  p99 {echo_p99 * 1e6:6.0f} us  ({args.unary} calls)")
+    for durability in ("fsync", "process"):
+        unary, rate, errors = measure(durability, args)
+        p50, p99 = percentiles(unary)
+        print(f"[durability={durability}]")
+        print(f"  unary PlaceOrder:      p50 {p50 * 1e6:6.0f} us  p99 {p99 * 1e6:6.0f} us  (p50 = {p50 / echo_p50:.2f}x echo)")
+        print(f"  streaming OrderEntry:  {rate:,.0f} acked durable orders/s "
+              f"({args.stream:,} orders in batches of {args.batch}, {errors} refused)")
+
+
+if __name__ == "__main__":
+    main()
