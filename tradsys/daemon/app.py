@@ -67,6 +67,7 @@ class Daemon:
         self.metrics = Metrics()
         self._stopped = threading.Event()
         self.core: Core | None = None
+        self.market: SimulatedMarket | None = None
         self.grpc_port = config.grpc_port
         self.http_port = config.http_port
 
@@ -89,8 +90,10 @@ class Daemon:
             self.store.snapshot(0, venue)
         log_event(log, logging.INFO, "daemon.recovered", seq=last_seq, replayed=replayed, open_orders=len(venue.orders))
         market = self._market(venue)
+        self.market = market
         self.core = core = Core(
-            venue, self.store, next_order_number=self.store.next_order_number(), last_seq=last_seq, market=market,
+            venue, self.store, next_order_number=self.store.next_order_number(), last_seq=last_seq,
+            actors=[market] if market is not None else [],
             snapshot_every=config.snapshot_every,
         )
         self.feeds = Feeds(venue, self.hub)
@@ -178,7 +181,7 @@ class Daemon:
                 "engine": engine,
                 "store": "ok" if core is None or core.failed is None else "failed",
                 "grpc": "serving" if self.state == "ok" else self.state,
-                "market": "off" if core is None or core.market is None else "running",
+                "market": "off" if self.market is None else "running",
                 "kill_switch": bool(venue and venue.kill_switch),
                 "journal_seq": core.last_seq if core else 0,
                 "open_orders": len(venue.orders) if venue is not None else 0,

@@ -2,7 +2,7 @@
 
 Clients (gRPC handlers, WebSocket sessions) submit commands in the journal format and wait on a
 future. The engine thread takes whatever is queued, stamps ids and times, applies it to the
-venue, lets the simulated market and the clock act, commits the whole batch to the store in one
+venue, lets the actors (simulated market, strategies) and the clock act, commits the whole batch to the store in one
 transaction (group commit: one fsync for many commands) and only then resolves the futures and
 tells the listeners. Nobody is acknowledged, and nothing is published, before it is durable.
 """
@@ -31,7 +31,10 @@ class Store(Protocol):
     def snapshot(self, seq: int, venue: Venue) -> None: ...
 
 
-class Market(Protocol):
+class Actor(Protocol):
+    """Something that trades from inside the daemon (the simulated market, live strategies): each
+    tick it reads the venue and returns commands, which are journaled like any client's."""
+
     def step(self, now_ns: int, venue: Venue) -> list[dict[str, Any]]: ...
 
 
@@ -58,7 +61,7 @@ class Core:
         *,
         next_order_number: int = 1,
         last_seq: int = 0,
-        market: Market | None = None,
+        actors: list[Actor] | None = None,
         clock: Callable[[], int] = time.time_ns,
         tick_seconds: float = 0.05,
         max_batch: int = 5000,
@@ -66,7 +69,7 @@ class Core:
     ) -> None:
         self.venue = venue
         self.store = store
-        self.market = market
+        self.actors: list[Actor] = list(actors or ())
         self.listeners: list[Listener] = []
         self.last_seq = last_seq
         self.commands_total = 0
@@ -177,8 +180,8 @@ class Core:
                 out.append(self._apply(cmd, now, batch))
             results.append((job, out))
         if tick:
-            if self.market is not None:
-                for cmd in self.market.step(now, venue):
+            for actor in self.actors:
+                for cmd in actor.step(now, venue):
                     self._apply(cmd, now, batch)
             expired = venue.advance(now)
             if expired:
