@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tradsys.daemon import process
+from tradsys.daemon.alerts import RuleError
 from tradsys.daemon.config import ConfigError, load_config
 from tradsys.daemon.logs import setup_logging
 
@@ -74,7 +75,7 @@ def start(
     daemon = Daemon(cfg)
     try:
         daemon.start()
-    except OSError as exc:
+    except (OSError, RuleError) as exc:
         logging.getLogger("tradsys.daemon").error("daemon.start_failed", extra={"fields": {"error": str(exc)}})
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

@@ -13,9 +13,11 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from tradsys.daemon.alerts import Alerter, AlertRules, RejectWindow, Webhook, load_rules, log_alert
 from tradsys.daemon.auth import ensure_secrets
 from tradsys.daemon.config import Config
 from tradsys.daemon.core import Core
@@ -25,6 +27,7 @@ from tradsys.daemon.hub import Hub
 from tradsys.daemon.logs import log_event
 from tradsys.daemon.market import DataFeed, SimConfig, SimulatedMarket
 from tradsys.daemon.metrics import Metrics
+from tradsys.daemon.rpc.alerts import AlertService
 from tradsys.daemon.rpc.gate import Gate
 from tradsys.daemon.rpc.marketdata import MarketDataService
 from tradsys.daemon.rpc.orders import OrderService
@@ -68,6 +71,10 @@ class Daemon:
         self._stopped = threading.Event()
         self.core: Core | None = None
         self.market: SimulatedMarket | None = None
+        self.webhook: Webhook | None = None
+        self.signal_sources: list[Callable[[int], dict[str, dict[tuple, float]]]] = []
+        """Extra alert signals (e.g. strategy drawdown) from components that own them."""
+        self.started_ns = time.time_ns()
         self.grpc_port = config.grpc_port
         self.http_port = config.http_port
 
@@ -82,6 +89,7 @@ class Daemon:
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.alerter = self._alerter()
         secret, _admin_token = ensure_secrets(config.home)
         self.store = Store(config.db_path, fsync=config.durability == "fsync")
         venue, last_seq, replayed = self.store.recover(lambda: make_venue(config))
@@ -97,7 +105,8 @@ class Daemon:
             snapshot_every=config.snapshot_every,
         )
         self.feeds = Feeds(venue, self.hub)
-        core.listeners += [self.metrics.on_commit, self.feeds.on_commit, _log_events]
+        self.rejects = RejectWindow()
+        core.listeners += [self.metrics.on_commit, self.feeds.on_commit, self.rejects.on_commit, _log_events]
         core.start()
         if market is not None and fresh:
             core.execute(market.setup_commands())
@@ -107,6 +116,7 @@ class Daemon:
             "marketdata": MarketDataService(core, self.feeds, self.hub, gate),
             "risk": RiskService(core, gate),
             "strategy": StrategyService(gate),
+            "alerts": AlertService(self.store, self.hub, gate),
         }
         self.http = HttpServer(config.http_host, config.http_port, config.max_message_bytes)
         self.http.routes["/health"] = self._health
@@ -122,6 +132,7 @@ class Daemon:
             raise
         self.http_port = self.http.port
         self.grpc.start()
+        self.alerter.start()
         set_serving(self.health, True)
         self.state = "ok"
         log_event(
@@ -139,6 +150,45 @@ class Daemon:
             return SimulatedMarket(venue.instruments, SimConfig(seed=config.sim_seed or 7))
         return None
 
+    def _alerter(self) -> Alerter:
+        spec = self.config.raw.get("alerts") or {}
+        deliver = [log_alert, self._store_alert, lambda alert: self.hub.publish("alerts", alert)]
+        if spec.get("webhook"):
+            self.webhook = Webhook(str(spec["webhook"]))
+            deliver.append(self.webhook.send)
+        return Alerter(AlertRules(load_rules(spec)), self._signals, deliver)
+
+    def _store_alert(self, alert: dict[str, Any]) -> None:
+        self.store.upsert_alert(alert["id"], alert["rule"], alert["severity"], alert["state"], alert["started_ns"],
+                                alert["labels"], alert["summary"], alert["resolved_ns"])
+
+    def _signals(self) -> tuple[int, dict[str, dict[tuple, float]]]:
+        """What the alert rules look at. Read from this thread without asking the engine, so that
+        a stuck engine thread is itself detectable (journal_behind)."""
+        now = time.time_ns()
+        core = self.core
+        venue = core.venue
+        second = 1e9
+        stale = {}
+        for symbol, trades in self.feeds.trades.items():
+            if trades:
+                stale[(("symbol", symbol),)] = (now - trades[-1]["ts"]) / second
+            elif self.market is not None:
+                stale[(("symbol", symbol),)] = (now - self.started_ns) / second
+        signals: dict[str, dict[tuple, float]] = {
+            "feed_staleness_seconds": stale,
+            "order_reject_ratio": {(): self.rejects.ratio(now)},
+            "circuit_breaker_open": {
+                (("symbol", s),): float(b.is_open(venue.now)) for s, b in list(venue.breakers.items())
+            },
+            "kill_switch": {(): float(venue.kill_switch)},
+            "order_ack_p99_seconds": {(): self.metrics.ack_window.p99()},
+            "journal_lag_seconds": {(): (now - core.last_cycle_ns) / second if core.pending() else 0.0},
+        }
+        for source in self.signal_sources:
+            signals.update(source(now))
+        return now, signals
+
     def wait(self) -> None:
         """Block the main thread until SIGTERM/SIGINT, then stop gracefully."""
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -155,6 +205,9 @@ class Daemon:
         self.state = "stopping"
         log_event(log, logging.INFO, "daemon.stopping")
         set_serving(self.health, False)
+        self.alerter.stop()
+        if self.webhook is not None:
+            self.webhook.close()
         self.grpc.stop(grace=2).wait(3)
         self.hub.close_all("the daemon is shutting down")
         if self.core is not None:

@@ -75,6 +75,8 @@ class Core:
         self.commands_total = 0
         self.batches_total = 0
         self.last_commit_ns = 0
+        self.last_cycle_ns = 0
+        """Wall-clock end of the engine thread's last cycle: it stops moving if the thread is stuck."""
         self._next_id = next_order_number
         self._clock = clock
         self._tick_ns = int(tick_seconds * 1e9)
@@ -122,6 +124,10 @@ class Core:
         self._queue.put(None)
         self._thread.join(timeout)
 
+    def pending(self) -> int:
+        """Jobs queued for the engine thread and not yet taken."""
+        return self._queue.qsize()
+
     @property
     def running(self) -> bool:
         return self._thread.is_alive() and self.failed is None
@@ -140,6 +146,7 @@ class Core:
                 if tick:
                     next_tick = now + self._tick_ns
                 self._cycle(jobs, now, tick)
+                self.last_cycle_ns = self._clock()
                 if stop:
                     break
             if self._since_snapshot:

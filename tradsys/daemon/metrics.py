@@ -5,6 +5,7 @@ from collections import Counter as Tally
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import PlatformCollector, ProcessCollector
 
+from tradsys.daemon.alerts import LatencyWindow
 from tradsys.engine import OrderAccepted, OrderCancelled, OrderExpired, OrderFilled, OrderRejected, Venue
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -12,6 +13,8 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 class Metrics:
     def __init__(self) -> None:
+        self.ack_window = LatencyWindow()
+        """The last minute of acknowledgement latencies, for the p99 alert."""
         r = self.registry = CollectorRegistry()
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
@@ -94,6 +97,10 @@ class Metrics:
         self.kill_switch.set(1 if venue.kill_switch else 0)
         self.open_orders.set(len(venue.orders))
         self.last_event.set(venue.now / 1e9)
+
+    def observe_ack(self, method: str, seconds: float) -> None:
+        self.ack_seconds.labels(method).observe(seconds)
+        self.ack_window.add(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

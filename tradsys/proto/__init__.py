@@ -10,4 +10,4 @@ Import them explicitly, e.g. ``from tradsys.proto import orders_pb2, orders_pb2_
 """
 
 #: Modules generated from proto/, one per .proto file (plus a ``_grpc`` sibling each).
-PROTO_MODULES = ("common", "orders", "marketdata", "risk", "strategy", "ws")
+PROTO_MODULES = ("common", "orders", "marketdata", "risk", "strategy", "ws", "alerts")

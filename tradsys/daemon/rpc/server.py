@@ -10,14 +10,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tradsys.daemon.metrics import Metrics
-from tradsys.proto import marketdata_pb2, marketdata_pb2_grpc, orders_pb2, orders_pb2_grpc, risk_pb2, risk_pb2_grpc
-from tradsys.proto import strategy_pb2, strategy_pb2_grpc
+from tradsys.proto import alerts_pb2, alerts_pb2_grpc, marketdata_pb2, marketdata_pb2_grpc, orders_pb2, orders_pb2_grpc
+from tradsys.proto import risk_pb2, risk_pb2_grpc, strategy_pb2, strategy_pb2_grpc
 
 SERVICES = (
     orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
     marketdata_pb2.DESCRIPTOR.services_by_name["MarketDataService"].full_name,
     risk_pb2.DESCRIPTOR.services_by_name["RiskService"].full_name,
     strategy_pb2.DESCRIPTOR.services_by_name["StrategyService"].full_name,
+    alerts_pb2.DESCRIPTOR.services_by_name["AlertService"].full_name,
 )
 ORDER_ENTRY = {"/tradsys.v1.OrderService/PlaceOrder", "/tradsys.v1.OrderService/CancelOrder",
                "/tradsys.v1.OrderService/AmendOrder"}
@@ -49,7 +50,7 @@ class _Measured(grpc.ServerInterceptor):
                     code = context.code() or grpc.StatusCode.OK
                     metrics.grpc_requests.labels(method, code.name).inc()
                     if timed:
-                        metrics.ack_seconds.labels(method).observe(time.perf_counter() - start)
+                        metrics.observe_ack(method, time.perf_counter() - start)
             return call
 
         def wrap_stream(behavior: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -88,6 +89,7 @@ def build_server(
     marketdata_pb2_grpc.add_MarketDataServiceServicer_to_server(servicers["marketdata"], server)
     risk_pb2_grpc.add_RiskServiceServicer_to_server(servicers["risk"], server)
     strategy_pb2_grpc.add_StrategyServiceServicer_to_server(servicers["strategy"], server)
+    alerts_pb2_grpc.add_AlertServiceServicer_to_server(servicers["alerts"], server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICES):
