@@ -106,6 +106,7 @@ class Daemon:
         )
         self.feeds = Feeds(venue, self.hub)
         self.rejects = RejectWindow()
+        self.metrics.bind_engine(core.pending, lambda: core.last_cycle_ns)
         core.listeners += [self.metrics.on_commit, self.feeds.on_commit, self.rejects.on_commit, _log_events]
         core.start()
         if market is not None and fresh:

@@ -1,6 +1,7 @@
 """Prometheus metrics: one registry per daemon, names prefixed `tradsys_`, bounded label sets."""
 
 from collections import Counter as Tally
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import PlatformCollector, ProcessCollector
@@ -41,9 +42,20 @@ class Metrics:
         self.spread = Gauge("tradsys_book_spread", "Best ask minus best bid.", ["symbol"], registry=r)
         self.halted = Gauge("tradsys_symbol_halted", "1 while the symbol is halted or its breaker is tripped.",
                             ["symbol"], registry=r)
+        self.breaker_open = Gauge("tradsys_circuit_breaker_open", "1 while the symbol's circuit breaker is tripped.",
+                                  ["symbol"], registry=r)
+        self.last_trade = Gauge("tradsys_last_trade_timestamp_seconds", "Engine time of the symbol's last trade.",
+                                ["symbol"], registry=r)
         self.kill_switch = Gauge("tradsys_kill_switch", "1 while the kill switch is on.", registry=r)
         self.open_orders = Gauge("tradsys_open_orders", "Open orders in the engine.", registry=r)
         self.last_event = Gauge("tradsys_last_event_timestamp_seconds", "Time of the last committed batch.", registry=r)
+        self.ws_connections = Gauge("tradsys_ws_connections", "Open WebSocket sessions, by protocol (json, proto).",
+                                    ["protocol"], registry=r)
+        self.ws_slow_clients = Counter("tradsys_ws_slow_clients", "Slow WebSocket consumers: book views conflated to a "
+                                       "fresh snapshot, or connections closed for lagging.", ["action"], registry=r)
+        self.ws_refusals = Counter("tradsys_ws_refusals", "WebSocket frames or connections refused, by kind (malformed, "
+                                   "unsupported, rate_limited, flood, unauthenticated).", ["kind"], registry=r)
+        self.peerjs_peers = Gauge("tradsys_peerjs_peers", "Peers connected to the PeerJS signaling server.", registry=r)
 
     def on_commit(self, batch: list, venue: Venue) -> None:
         """Engine-thread listener: counts from events, gauges from the venue. Counts are summed
@@ -78,6 +90,7 @@ class Metrics:
         for symbol, (fills, lots, notional) in traded.items():
             inst = venue.instruments[symbol]
             self.fills.labels(symbol).inc(fills)
+            self.last_trade.labels(symbol).set(venue.now / 1e9)
             self.volume.labels(symbol).inc(float(inst.qty(lots)))
             self.notional.labels(symbol).inc(notional * inst.cash_mult / 1e8)
             touched.add(symbol)
@@ -94,9 +107,17 @@ class Metrics:
                 self.spread.labels(symbol).set(float(inst.price(ask - bid)))
         for symbol in venue.instruments:
             self.halted.labels(symbol).set(1 if venue.halt_reason(symbol) else 0)
+            self.breaker_open.labels(symbol).set(1 if venue.breakers[symbol].is_open(venue.now) else 0)
         self.kill_switch.set(1 if venue.kill_switch else 0)
         self.open_orders.set(len(venue.orders))
         self.last_event.set(venue.now / 1e9)
+
+    def bind_engine(self, pending: Callable[[], int], last_cycle_ns: Callable[[], int]) -> None:
+        """Gauges read at scrape time: they must move even when the engine thread is stuck."""
+        Gauge("tradsys_engine_queue_depth", "Jobs waiting for the engine thread.",
+              registry=self.registry).set_function(pending)
+        Gauge("tradsys_engine_last_cycle_timestamp_seconds", "When the engine thread last finished a cycle.",
+              registry=self.registry).set_function(lambda: last_cycle_ns() / 1e9)
 
     def observe_ack(self, method: str, seconds: float) -> None:
         self.ack_seconds.labels(method).observe(seconds)
