@@ -22,7 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradsys.daemon.store import CASH, STATUSES, Store, _scaler
+from tradsys.daemon.records import CASH, scaler as _scaler
+from tradsys.daemon.store import STATUSES, Store
 from tradsys.engine import OrderRejected, Venue
 from tradsys.engine.commands import apply, event_dict, fmt, resting_dicts
 from tradsys.engine.errors import Rejected

@@ -1,44 +1,110 @@
 """Engine objects as plain records with decimal strings: what the store, gRPC and WebSocket carry.
 
-Built on the engine thread, so readers on other threads see a consistent, immutable copy.
+Built on the engine thread, so readers on other threads see a consistent, immutable copy. The
+order row (a tuple in the orders table's column order) is the one conversion; the dict record,
+the stored row and the wire message all come from it.
 """
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from tradsys.engine import Order, OrderFilled, Venue
+from tradsys.engine import Instrument, Order, OrderFilled, Venue
 from tradsys.engine.commands import fmt
 from tradsys.engine.instrument import from_cash
 
+ORDER_FIELDS = (
+    "id", "client_id", "account", "symbol", "side", "type", "tif", "price", "stop_price", "qty", "filled_qty",
+    "open_qty", "avg_price", "status", "post_only", "reduce_only", "reason", "expire_ns", "created_ns", "updated_ns",
+)
+
+
+def scaler(unit: Decimal) -> Callable[[int], str]:
+    """A function n -> text of n * unit, identical to `commands.fmt(n * unit)` but ~5x faster."""
+    sign, digits, exp = unit.as_tuple()
+    coef = int("".join(map(str, digits))) * (-1 if sign else 1)
+    if exp >= 0:
+        mult = coef * 10**exp
+        return lambda n: str(n * mult)
+    places = -exp
+
+    def text(n: int) -> str:
+        n *= coef
+        neg = n < 0
+        s = str(-n if neg else n)
+        if len(s) <= places:
+            s = "0" * (places + 1 - len(s)) + s
+        whole, frac = s[:-places], s[-places:].rstrip("0")
+        out = f"{whole}.{frac}" if frac else whole
+        return "-" + out if neg and out != "0" else out
+
+    return text
+
+
+def _cached(fn: Callable[[int], str], cap: int = 1 << 16) -> Callable[[int], str]:
+    """Prices and sizes repeat a lot (levels, round lots): memoise up to `cap` of them."""
+    cache: dict[int, str] = {}
+    get = cache.get
+
+    def text(n: int) -> str:
+        out = get(n)
+        if out is None:
+            out = fn(n)
+            if len(cache) < cap:
+                cache[n] = out
+        return out
+
+    return text
+
+
+class Units:
+    """Per-instrument formatters: the same text as `fmt(inst.price(n))`, several times faster."""
+
+    __slots__ = ("price", "qty", "tick", "quote")
+
+    def __init__(self, tick: Decimal, lot: Decimal, quote: str) -> None:
+        self.price = _cached(scaler(tick))
+        self.qty = _cached(scaler(lot))
+        self.tick = tick
+        self.quote = quote
+
+    def avg(self, cost: int, qty: int) -> str:
+        """Average fill price: exact when it is a whole number of ticks, else 28 significant digits."""
+        whole, rest = divmod(cost, qty)
+        return self.price(whole) if not rest else fmt(Decimal(cost) / qty * self.tick)
+
+
+CASH = scaler(Decimal("1e-8"))
+
+
+_UNITS: dict[Instrument, "Units"] = {}
+
+
+def units(inst: Instrument) -> Units:
+    found = _UNITS.get(inst)
+    if found is None:
+        found = _UNITS[inst] = Units(inst.tick_size, inst.lot_size, inst.quote)
+    return found
+
+
+def order_row(u: Units, o: Order, reason: str | None) -> tuple:
+    """An order's state in ORDER_FIELDS order."""
+    filled = o.filled_qty
+    return (
+        # `_value_`: the plain str behind a StrEnum member, without the `.value` property's cost
+        o.id, o.client_id, o.account, o.symbol, o.side._value_, o.type._value_, o.tif._value_,
+        None if o.price is None else u.price(o.price),
+        None if o.stop_price is None else u.price(o.stop_price),
+        u.qty(o.qty), u.qty(filled), u.qty(o.open_qty),
+        u.avg(o.filled_cost, filled) if filled else None,
+        o.status._value_, o.post_only, o.reduce_only, reason, o.expire_ns, o.created_ns, o.updated_ns,
+    )
+
 
 def order_record(venue: Venue, order: Order, reason: str = "") -> dict[str, Any]:
-    inst = venue.instruments[order.symbol]
-    avg = None
-    if order.filled_qty:
-        avg = fmt(Decimal(order.filled_cost) / order.filled_qty * inst.tick_size)
-    return {
-        "id": order.id,
-        "client_id": order.client_id,
-        "account": order.account,
-        "symbol": order.symbol,
-        "side": order.side.value,
-        "type": order.type.value,
-        "tif": order.tif.value,
-        "price": None if order.price is None else fmt(inst.price(order.price)),
-        "stop_price": None if order.stop_price is None else fmt(inst.price(order.stop_price)),
-        "qty": fmt(inst.qty(order.qty)),
-        "filled_qty": fmt(inst.qty(order.filled_qty)),
-        "open_qty": fmt(inst.qty(order.open_qty)),
-        "avg_price": avg,
-        "status": order.status.value,
-        "post_only": order.post_only,
-        "reduce_only": order.reduce_only,
-        "triggered": order.triggered,
-        "reason": reason,
-        "expire_ns": order.expire_ns,
-        "created_ns": order.created_ns,
-        "updated_ns": order.updated_ns,
-    }
+    record = dict(zip(ORDER_FIELDS, order_row(units(venue.instruments[order.symbol]), order, reason)))
+    record["triggered"] = order.triggered
+    return record
 
 
 def fill_records(venue: Venue, fill: OrderFilled) -> tuple[dict[str, Any], dict[str, Any]]:
