@@ -19,6 +19,7 @@ run: $(STAMP)
 	$(VENV)/bin/tradsys daemon start
 
 test: $(STAMP)
+	bash scripts/test-deps.sh
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

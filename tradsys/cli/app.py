@@ -1,10 +1,21 @@
 """The `tradsys` command: one Typer app, one module per verb group."""
 
+import os
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from tradsys.cli import replay
+from tradsys.cli import account, market, replay, tail, watch
+from tradsys.cli.alerts import alerts_app
 from tradsys.cli.auth import auth_app
+from tradsys.cli.backtest import backtest_app
+from tradsys.cli.client import target
 from tradsys.cli.daemon import daemon_app
+from tradsys.cli.market import market_app
+from tradsys.cli.order import order_app
+from tradsys.cli.risk import risk_app
+from tradsys.cli.strategy import strategy_app
 
 app = typer.Typer(
     name="tradsys",
@@ -16,11 +27,37 @@ app = typer.Typer(
 app.command(name="replay")(replay.replay)
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(auth_app, name="auth")
+app.add_typer(order_app, name="order")
+app.add_typer(market_app, name="market")
+app.add_typer(risk_app, name="risk")
+app.add_typer(backtest_app, name="backtest")
+app.add_typer(strategy_app, name="strategy")
+app.add_typer(alerts_app, name="alerts")
+app.command(name="book")(market.book)
+app.command(name="trades")(market.trades)
+app.command(name="bars")(market.bars)
+app.command(name="fills")(account.fills)
+app.command(name="positions")(account.positions)
+app.command(name="tail")(tail.tail)
+app.command(name="watch")(watch.watch)
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    host: Annotated[str | None, typer.Option("--host", help="Daemon host (default 127.0.0.1).")] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option("--grpc-port", min=1, max=65535, help="Daemon gRPC port (default: from HOME/daemon.pid, else 50051).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="TRADSYS_TOKEN", show_envvar=True, help="API token (default: HOME/admin.token).")
+    ] = None,
+    home: Annotated[Path | None, typer.Option("--home", help="State directory (default: $TRADSYS_HOME or ~/.tradsys).")] = None,
+) -> None:
     """TradSys: a fast, exact, safe trading venue, risk engine and backtester."""
+    target.host, target.port, target.token, target.home = host, grpc_port, token, home
+    if home is not None:
+        # `daemon` and `auth` read TRADSYS_HOME when their own --home is not given
+        os.environ["TRADSYS_HOME"] = str(home.expanduser().absolute())
 
 
 def main() -> None:

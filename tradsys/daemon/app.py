@@ -27,6 +27,7 @@ from tradsys.daemon.hub import Hub
 from tradsys.daemon.logs import log_event
 from tradsys.daemon.market import DataFeed, SimConfig, SimulatedMarket
 from tradsys.daemon.metrics import Metrics
+from tradsys.daemon.peerjs import PeerServer
 from tradsys.daemon.rpc.alerts import AlertService
 from tradsys.daemon.rpc.gate import Gate
 from tradsys.daemon.rpc.marketdata import MarketDataService
@@ -35,6 +36,8 @@ from tradsys.daemon.rpc.risk import RiskService
 from tradsys.daemon.rpc.server import build_server, set_serving
 from tradsys.daemon.rpc.strategy import StrategyService
 from tradsys.daemon.store import Store
+from tradsys.daemon.strategies import StrategyHost
+from tradsys.daemon.ws import WsLimits, WsServer
 from tradsys.data import load_market_data
 from tradsys.engine import (
     DEFAULT_INSTRUMENTS,
@@ -99,15 +102,18 @@ class Daemon:
         log_event(log, logging.INFO, "daemon.recovered", seq=last_seq, replayed=replayed, open_orders=len(venue.orders))
         market = self._market(venue)
         self.market = market
+        self.strategies = StrategyHost(self.store, venue.instruments)
+        self.strategies.restore()
         self.core = core = Core(
             venue, self.store, next_order_number=self.store.next_order_number(), last_seq=last_seq,
-            actors=[market] if market is not None else [],
+            actors=([market] if market is not None else []) + [self.strategies],
             snapshot_every=config.snapshot_every,
         )
         self.feeds = Feeds(venue, self.hub)
         self.rejects = RejectWindow()
         self.metrics.bind_engine(core.pending, lambda: core.last_cycle_ns)
         core.listeners += [self.metrics.on_commit, self.feeds.on_commit, self.rejects.on_commit, _log_events]
+        core.listeners.append(self.strategies.on_commit)
         core.start()
         if market is not None and fresh:
             core.execute(market.setup_commands())
@@ -116,12 +122,18 @@ class Daemon:
             "orders": OrderService(core, self.store, self.hub, gate),
             "marketdata": MarketDataService(core, self.feeds, self.hub, gate),
             "risk": RiskService(core, gate),
-            "strategy": StrategyService(gate),
+            "strategy": StrategyService(gate, self.strategies),
             "alerts": AlertService(self.store, self.hub, gate),
         }
         self.http = HttpServer(config.http_host, config.http_port, config.max_message_bytes)
         self.http.routes["/health"] = self._health
         self.http.routes["/metrics"] = self._metrics
+        self.ws = WsServer(core, self.feeds, self.hub, self.store, secret, self.metrics,
+                           WsLimits.from_config(config.raw.get("ws", {})))
+        self.http.sessions["/ws"] = self.ws.json_session
+        self.http.sessions["/ws/v2"] = self.ws.proto_session
+        self.peerjs = PeerServer.from_config(config.raw.get("peerjs", {}), self.metrics)
+        self.peerjs.mount(self.http)
         try:
             self.grpc, self.health, self.grpc_port = build_server(
                 config.grpc_host, config.grpc_port, servicers, self.metrics, config.max_message_bytes

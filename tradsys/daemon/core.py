@@ -86,6 +86,8 @@ class Core:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="tradsys-engine", daemon=True)
         self._stopping = False
+        self._current: list[_Job] = []
+        """The jobs of the cycle under way, failed rather than left hanging if the cycle breaks."""
         self.failed: BaseException | None = None
 
     # -- client side ----------------------------------------------------------------------
@@ -141,6 +143,7 @@ class Core:
                 now = self._clock()
                 wait = max(0.0, (next_tick - now) / 1e9)
                 jobs, stop = self._take(wait)
+                self._current = jobs
                 now = max(self._clock(), self.venue.now)
                 tick = now >= next_tick
                 if tick:
@@ -155,6 +158,9 @@ class Core:
             self.failed = exc
             log.exception("engine.failed")
             self._fail_pending(exc)
+            for job in self._current:
+                if not job.future.done():
+                    job.future.set_exception(Unavailable(f"the engine stopped: {exc}"))
 
     def _take(self, wait: float) -> tuple[list[_Job], bool]:
         jobs: list[_Job] = []
@@ -166,8 +172,10 @@ class Core:
         while True:
             if job is None:
                 return jobs, True
-            jobs.append(job)
-            count += len(job.commands) if job.commands is not None else 1
+            # a caller that gave up (a cancelled future) is not served; a taken job can no longer be cancelled
+            if job.future.set_running_or_notify_cancel():
+                jobs.append(job)
+                count += len(job.commands) if job.commands is not None else 1
             if count >= self._max_batch:
                 return jobs, False
             try:

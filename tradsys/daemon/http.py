@@ -24,7 +24,11 @@ Session = Callable[[ServerConnection], Awaitable[None]]
 
 
 def response(status: int, content_type: str, body: bytes) -> Response:
-    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")])
+    headers = Headers([
+        ("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
+        # browsers on other origins read these (the PeerJS client fetches /peerjs/id); nothing here is secret
+        ("Access-Control-Allow-Origin", "*"),
+    ])
     return Response(status, http.HTTPStatus(status).phrase, headers, body)
 
 

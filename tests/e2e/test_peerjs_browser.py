@@ -1,0 +1,124 @@
+"""Two unmodified `peerjs` clients in headless Chromium signal through the daemon and exchange a
+trading signal over a WebRTC DataConnection.
+
+Needs Debian's `chromium` and `tests/e2e/node_modules/peerjs` (both installed by
+`scripts/test-deps.sh`, which `make test` runs first); skipped, saying which is missing, without them.
+Chromium is driven through its DevTools protocol (no Playwright/Selenium): launched on the page,
+polled with `Runtime.evaluate` until the page publishes `window.result`.
+"""
+
+import functools
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.conftest import DaemonProcess, start_daemon
+
+HERE = Path(__file__).parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+BUNDLE = HERE / "node_modules" / "peerjs" / "dist" / "peerjs.min.js"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",  # plain loopback host candidates, no mDNS names
+    "--remote-debugging-port=0",
+]
+
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (run scripts/test-deps.sh)"),
+    pytest.mark.skipif(not BUNDLE.exists(), reason="tests/e2e/node_modules/peerjs is missing (run scripts/test-deps.sh)"),
+]
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def static() -> Iterator[str]:
+    """The page, its script and the peerjs bundle from node_modules, on a local HTTP server."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(HERE)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def signaling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    home = tmp_path_factory.mktemp("e2ehome")
+    (home / "config.toml").write_text("[market]\nsimulate = false\n")
+    proc = start_daemon(home)
+    yield proc
+    proc.kill(15)
+
+
+def _devtools_page(profile: Path, proc: subprocess.Popen, deadline: float) -> str:
+    """The page target's DevTools WebSocket URL, once Chromium has written its port."""
+    port_file = profile / "DevToolsActivePort"
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"chromium exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+        assert time.monotonic() < deadline, "chromium did not open its DevTools port"
+        if port_file.exists() and port_file.read_text().strip():
+            port = port_file.read_text().split()[0]
+            try:
+                targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2).read())
+            except OSError:
+                targets = []
+            pages = [t for t in targets if t.get("type") == "page" and "page.html" in t.get("url", "")]
+            if pages:
+                return pages[0]["webSocketDebuggerUrl"]
+        time.sleep(0.1)
+
+
+def _evaluate(ws: Any, expression: str, seq: list[int]) -> Any:
+    seq[0] += 1
+    ws.send(json.dumps({"id": seq[0], "method": "Runtime.evaluate",
+                        "params": {"expression": expression, "returnByValue": True}}))
+    while True:
+        reply = json.loads(ws.recv(timeout=10))
+        if reply.get("id") == seq[0]:
+            return reply.get("result", {}).get("result", {}).get("value")
+
+
+def test_two_browser_peers_exchange_a_trading_signal(static: str, signaling: DaemonProcess) -> None:
+    host, port = signaling.http.split(":")
+    url = f"{static}/page.html?host={host}&port={port}&trader=trader-1&strategy=strategy-1&timeout=30000"
+    with tempfile.TemporaryDirectory(prefix="tradsys-chromium-") as profile:
+        proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", url],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            page = _devtools_page(Path(profile), proc, deadline)
+            seq = [0]
+            with connect(page, max_size=None) as ws:
+                result = None
+                while result is None:
+                    assert time.monotonic() < deadline, "the page never finished"
+                    result = _evaluate(ws, "window.result ? JSON.stringify(window.result) : null", seq)
+                    time.sleep(0.2)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    outcome = json.loads(result)
+    assert outcome["ok"], outcome
+    assert outcome["from"] == "strategy-1"
+    assert outcome["ack"] == {"type": "ack", "id": "sig-1", "accepted": True}
+    assert any(line.startswith('strategy got {"type":"signal"') for line in outcome["log"]), outcome["log"]
+    stats = json.loads(urllib.request.urlopen(f"http://{signaling.http}/peerjs/stats").read())
+    assert stats["relayed"].get("OFFER", 0) >= 1 and stats["relayed"].get("ANSWER", 0) >= 1

@@ -1,0 +1,242 @@
+"""`tradsys backtest run|sweep|strategies`: strategies over parquet/CSV data, in this process."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tradsys.data import DataError
+from tradsys.engine.strategy import BUILTINS, ParamError, StrategyNotFound, load_strategy, parse_assignments
+
+backtest_app = typer.Typer(help="Backtest strategies on historical bars or trades.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Built-in name or FILE.py:ClassName.")]
+ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE (repeatable).")]
+SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Use only this symbol of the data.")]
+CapitalOpt = Annotated[float, typer.Option("--capital", help="Initial capital in the quote currency.")]
+MakerOpt = Annotated[float, typer.Option("--maker-fee-bps", help="Maker fee in basis points (negative = rebate).")]
+TakerOpt = Annotated[float, typer.Option("--taker-fee-bps", help="Taker fee in basis points.")]
+SlipOpt = Annotated[float, typer.Option("--slippage-bps", help="Market orders fill this much worse than the reference price.")]
+LatencyOpt = Annotated[float, typer.Option("--latency-ms", help="Trades: delay before an order reaches the venue.")]
+QueueOpt = Annotated[str, typer.Option("--queue", help="Trades: 'through' (conservative) or 'touch'.")]
+LimitOpt = Annotated[list[str] | None, typer.Option("--limit", help="Risk limit for the strategy account KEY=VALUE (repeatable).")]
+VectorOpt = Annotated[bool, typer.Option("--vectorised/--no-vectorised", help="Use a strategy's vectorised signals on bars.")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _options(capital: float, maker: float, taker: float, slippage: float, latency: float, queue: str,
+             limits: list[str] | None, vectorised: bool) -> dict[str, Any]:
+    if queue not in ("through", "touch"):
+        raise _fail(f"--queue must be 'through' or 'touch', got {queue!r}")
+    try:
+        limit_values = {k: (None if v.lower() == "none" else v) for k, v in parse_assignments(limits).items()}
+    except ParamError as exc:
+        raise _fail(f"--limit: {exc}") from None
+    return {"initial_capital": capital, "maker_fee_bps": maker, "taker_fee_bps": taker, "slippage_bps": slippage,
+            "latency_ms": latency, "queue": queue, "limits": limit_values, "vectorised": vectorised}
+
+
+def run_backtest(data: str, strategy: str, params: dict[str, Any], symbol: str | None, options: dict[str, Any],
+                 progress: Any = None) -> Any:
+    from tradsys.backtest import BacktestEngine
+
+    capital = options["initial_capital"]
+    engine = BacktestEngine(capital, **{k: v for k, v in options.items() if k != "initial_capital"})
+    engine.add_strategy(strategy, params)
+    engine.load_data(data, symbol)
+    return engine.run(progress=progress)
+
+
+@backtest_app.command()
+def run(
+    data: Annotated[Path, typer.Argument(help="Parquet or CSV file of bars or trades.")],
+    strategy: StrategyOpt,
+    param: ParamOpt = None,
+    symbol: SymbolOpt = None,
+    capital: CapitalOpt = 100_000.0,
+    maker_fee_bps: MakerOpt = 1.0,
+    taker_fee_bps: TakerOpt = 5.0,
+    slippage_bps: SlipOpt = 0.0,
+    latency_ms: LatencyOpt = 0.0,
+    queue: QueueOpt = "through",
+    limit: LimitOpt = None,
+    vectorised: VectorOpt = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write fills, trades, equity, summary and report.html here.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv for --out.")] = "parquet",
+    report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report (equity and drawdown charts) here.")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")] = None,
+) -> None:
+    """Run one strategy over a data file and print its metrics.
+
+    Example: tradsys backtest run bars.parquet --strategy sma_cross --param fast=10 --param slow=30
+    """
+    from tradsys.backtest.report import summary_table, write_html
+
+    options = _options(capital, maker_fee_bps, taker_fee_bps, slippage_bps, latency_ms, queue, limit, vectorised)
+    if fmt not in ("parquet", "csv"):
+        raise _fail("--format must be parquet or csv")
+    try:
+        params = parse_assignments(param)
+        show = err.is_terminal if progress is None else progress
+        if show and not as_json:
+            with Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+                          TimeRemainingColumn(), console=err, transient=True) as bar:
+                task = bar.add_task("run", total=1)
+
+                def update(done: int, total: int) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                result = run_backtest(str(data), strategy, params, symbol, options, update)
+        else:
+            result = run_backtest(str(data), strategy, params, symbol, options)
+    except (ParamError, DataError, StrategyNotFound) as exc:
+        raise _fail(str(exc)) from None
+    if out_dir is not None:
+        written = result.write(out_dir, fmt)
+        if not as_json:
+            err.print(f"wrote {', '.join(str(p) for p in written)}")
+    if report is not None:
+        write_html(result, report)
+    if as_json:
+        typer.echo(result.to_json())
+    else:
+        out.print(summary_table(result))
+        for s in result.strategies:
+            if s["state"] == "failed":
+                err.print(f"[red]strategy {s['name']} failed:[/] {s['error']}")
+    if any(s["state"] == "failed" for s in result.strategies):
+        raise typer.Exit(1)
+
+
+def _sweep_one(job: tuple[str, str, dict[str, Any], str | None, dict[str, Any]]) -> dict[str, Any]:
+    data, strategy, params, symbol, options = job
+    try:
+        result = run_backtest(data, strategy, params, symbol, options)
+        state = result.strategies[0]
+        return {"params": params, "metrics": result.to_dict()["metrics"], "state": state["state"], "error": state["error"]}
+    except Exception as exc:
+        return {"params": params, "metrics": {}, "state": "error", "error": f"{type(exc).__name__}: {exc}"}
+
+
+RANK_ASCENDING = {"max_drawdown", "max_drawdown_duration_s", "fees", "volatility"}
+
+
+@backtest_app.command()
+def sweep(
+    data: Annotated[Path, typer.Argument(help="Parquet or CSV file of bars or trades.")],
+    strategy: StrategyOpt,
+    grid: Annotated[list[str], typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable): the values to try.")],
+    param: ParamOpt = None,
+    symbol: SymbolOpt = None,
+    capital: CapitalOpt = 100_000.0,
+    maker_fee_bps: MakerOpt = 1.0,
+    taker_fee_bps: TakerOpt = 5.0,
+    slippage_bps: SlipOpt = 0.0,
+    latency_ms: LatencyOpt = 0.0,
+    queue: QueueOpt = "through",
+    limit: LimitOpt = None,
+    vectorised: VectorOpt = True,
+    rank: Annotated[str, typer.Option("--rank", help="Metric to rank by (best first).")] = "sharpe",
+    workers: Annotated[int | None, typer.Option("--workers", help="Processes (default: all cores).")] = None,
+    top: Annotated[int | None, typer.Option("--top", help="Show only the best N.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ranked results as JSON.")] = False,
+) -> None:
+    """Run a parameter grid on all cores and rank the results.
+
+    Example: tradsys backtest sweep bars.parquet --strategy sma_cross --grid fast=5,10,20 --grid slow=50,100
+    """
+    options = _options(capital, maker_fee_bps, taker_fee_bps, slippage_bps, latency_ms, queue, limit, vectorised)
+    try:
+        cls = load_strategy(strategy)
+        fixed = parse_assignments(param)
+        axes = {k: [v.strip() for v in vals.split(",") if v.strip()] for k, vals in parse_assignments(grid).items()}
+        for name, values in axes.items():
+            if name not in cls.params:
+                raise ParamError(f"--grid {name}: unknown parameter (known: {', '.join(cls.params)})")
+            if not values:
+                raise ParamError(f"--grid {name}: no values")
+            for value in values:
+                cls.params[name].parse(name, value)
+    except (ParamError, StrategyNotFound) as exc:
+        raise _fail(str(exc)) from None
+    names = list(axes)
+    jobs = [(str(data), strategy, {**fixed, **dict(zip(names, combo))}, symbol, options)
+            for combo in itertools.product(*(axes[n] for n in names))]
+    procs = max(1, min(len(jobs), workers or os.cpu_count() or 1))
+    if procs == 1:
+        results = [_sweep_one(job) for job in jobs]
+    else:
+        with multiprocessing.get_context("spawn").Pool(procs) as pool:
+            results = pool.map(_sweep_one, jobs)
+    descending = rank not in RANK_ASCENDING
+
+    def key(r: dict[str, Any]) -> tuple[int, float]:
+        value = r["metrics"].get(rank)
+        if value is None:
+            return (1, 0.0)
+        return (0, -value if descending else value)
+
+    results.sort(key=key)
+    if top is not None:
+        results = results[:top]
+    if as_json:
+        typer.echo(json.dumps({"rank": rank, "results": results}, indent=2))
+        return
+    table = Table(title=f"{strategy}: {len(jobs)} runs on {procs} processes, ranked by {rank}")
+    for name in names:
+        table.add_column(name, justify="right")
+    for col in ("total return", "sharpe", "max dd", "trades", "win rate", "state"):
+        table.add_column(col, justify="right")
+    for r in results:
+        m = r["metrics"]
+
+        def pct(v: Any) -> str:
+            return "-" if v is None else f"{v * 100:.2f}%"
+
+        table.add_row(*[str(r["params"][n]) for n in names], pct(m.get("total_return")),
+                      "-" if m.get("sharpe") is None else f"{m['sharpe']:.3f}", pct(m.get("max_drawdown")),
+                      str(m.get("trades", "-")), pct(m.get("win_rate")), r["state"] if not r["error"] else r["error"][:40])
+    out.print(table)
+
+
+@backtest_app.command()
+def strategies(name: Annotated[str | None, typer.Argument(help="A strategy (built-in or FILE.py:Class) to describe.")] = None) -> None:
+    """List the built-in strategies and their parameters."""
+    try:
+        classes = {name: load_strategy(name)} if name else dict(BUILTINS)
+    except StrategyNotFound as exc:
+        raise _fail(str(exc)) from None
+    out.print(params_table(classes))
+
+
+def params_table(classes: dict[str, Any]) -> Table:
+    table = Table(title="Strategies")
+    for col in ("strategy", "parameter", "type", "default", "description"):
+        table.add_column(col)
+    for kind, cls in classes.items():
+        table.add_row(f"[bold]{kind}[/]", "", "", "", cls.summary())
+        for pname, spec in cls.params.items():
+            table.add_row("", pname, spec.type_name, spec.default_text() or ("(required)" if spec.required else ""),
+                          spec.description)
+    return table
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(backtest_app())

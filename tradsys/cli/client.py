@@ -1,0 +1,185 @@
+"""The CLI's gRPC client: where the daemon is, which token to send, and gRPC errors as exit codes.
+
+Defaults reach the local daemon with nothing typed: host 127.0.0.1, the gRPC port from
+HOME/daemon.pid (else 50051), the token from --token / TRADSYS_TOKEN (else HOME/admin.token).
+Every failure becomes a `CliError` with a one-line message and an exit code, translated once here.
+"""
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import jwt
+
+from tradsys.daemon.config import resolve_home
+from tradsys.proto import alerts_pb2_grpc, marketdata_pb2_grpc, orders_pb2_grpc, risk_pb2_grpc
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 0, 1, 2, 3, 4
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 50051
+DEFAULT_ACCOUNT = "default"
+"""The account an all-accounts token (admin) trades and lists when none is named."""
+ALL = "*"
+UNARY_TIMEOUT = 15.0
+
+
+class CliError(Exception):
+    """A user-facing failure: `message` is printed as one line on stderr, `code` is the exit code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Target:
+    """Where and as whom the CLI talks to the daemon; set once by the root callback."""
+
+    host: str | None = None
+    port: int | None = None
+    token: str | None = None
+    home: Path | None = None
+    account: str | None = None
+
+    def resolved_home(self) -> Path:
+        return resolve_home(self.home)
+
+    def address(self) -> tuple[str, int]:
+        """--host/--grpc-port, else the running daemon's pid file, else 127.0.0.1:50051."""
+        host, port = self.host, self.port
+        if host is None or port is None:
+            pid_host, pid_port = _pid_address(self.resolved_home())
+            host = host or pid_host or DEFAULT_HOST
+            port = port or pid_port or DEFAULT_PORT
+        if host in ("0.0.0.0", "::", ""):
+            host = DEFAULT_HOST
+        return host, port
+
+    def bearer(self) -> str | None:
+        if self.token:
+            return self.token.strip()
+        try:
+            return (self.resolved_home() / "admin.token").read_text().strip() or None
+        except OSError:
+            return None
+
+    def token_accounts(self) -> tuple[str, ...]:
+        """The accounts claim of the token (read unverified: the daemon verifies), or () if unknown."""
+        token = self.bearer()
+        if token is None:
+            return ()
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return ()
+        if claims.get("role") == "admin":
+            return (ALL,)
+        accounts = claims.get("accounts") or ()
+        return tuple(a for a in accounts if isinstance(a, str))
+
+    def own_account(self, explicit: str | None = None) -> str | None:
+        """The account to trade and list as: --account > TRADSYS_ACCOUNT > the token's only
+        account > "default" for a token that covers every account. None (ALL) means every account."""
+        chosen = explicit or self.account or os.environ.get("TRADSYS_ACCOUNT") or None
+        if chosen == ALL:
+            return None
+        if chosen:
+            return chosen
+        accounts = self.token_accounts()
+        if len(accounts) == 1 and accounts[0] != ALL:
+            return accounts[0]
+        return DEFAULT_ACCOUNT
+
+
+def _pid_address(home: Path) -> tuple[str | None, int | None]:
+    try:
+        info = json.loads((home / "daemon.pid").read_text())
+        host, _, port = str(info["grpc"]).rpartition(":")
+        return host or None, int(port)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+
+
+target = Target()
+"""The process-wide target, filled in by the root callback from the global options."""
+
+
+class Client:
+    """Stubs for the services with the token attached and errors translated."""
+
+    def __init__(self, where: Target | None = None) -> None:
+        self.target = where or target
+        self.host, self.port = self.target.address()
+        self.token = self.target.bearer()
+        self.channel = grpc.insecure_channel(
+            f"{self.host}:{self.port}", options=[
+                ("grpc.enable_retries", 0),
+                ("grpc.max_receive_message_length", 64 << 20),
+                # reconnect quickly after a daemon restart (live views keep one channel all day)
+                ("grpc.initial_reconnect_backoff_ms", 250),
+                ("grpc.min_reconnect_backoff_ms", 250),
+                ("grpc.max_reconnect_backoff_ms", 2000),
+            ],
+        )
+        self.orders = orders_pb2_grpc.OrderServiceStub(self.channel)
+        self.market = marketdata_pb2_grpc.MarketDataServiceStub(self.channel)
+        self.risk = risk_pb2_grpc.RiskServiceStub(self.channel)
+        self.alerts = alerts_pb2_grpc.AlertServiceStub(self.channel)
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+
+    def call(self, method: Callable[..., Any], request: Any, timeout: float = UNARY_TIMEOUT) -> Any:
+        """A unary call; any gRPC failure is raised as a CliError."""
+        try:
+            return method(request, metadata=self.metadata, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise self.error(exc) from None
+
+    def stream(self, method: Callable[..., Any], request: Any) -> Any:
+        """A server stream (a cancellable iterator); iterate under `translate` or catch grpc.RpcError."""
+        return method(request, metadata=self.metadata)
+
+    def error(self, exc: grpc.RpcError) -> CliError:
+        return translate(exc, self.host, self.port, self.token is not None, self.target.resolved_home())
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def translate(exc: grpc.RpcError, host: str, port: int, had_token: bool, home: Path) -> CliError:
+    """One gRPC failure as an exit code and one line a person can act on."""
+    code = exc.code() if hasattr(exc, "code") else None
+    details = (exc.details() if hasattr(exc, "details") else None) or str(code)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and _unreachable(details, code):
+        return CliError(
+            EXIT_UNREACHABLE, f"daemon not running on {host}:{port} — start it with `tradsys daemon start`"
+        )
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        if not had_token:
+            return CliError(
+                EXIT_AUTH,
+                f"auth: no token — pass --token or set TRADSYS_TOKEN (no admin token in {home})",
+            )
+        return CliError(EXIT_AUTH, f"auth: token refused ({details})")
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return CliError(EXIT_AUTH, f"auth: {details}")
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return CliError(EXIT_FAILED, f"daemon unavailable: {details}")
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return CliError(EXIT_FAILED, f"not supported by this daemon: {details}")
+    if details.startswith("rejected:"):
+        return CliError(EXIT_FAILED, details)
+    return CliError(EXIT_FAILED, f"error: {details}")
+
+
+def _unreachable(details: str, code: grpc.StatusCode) -> bool:
+    # the daemon answered but its engine is stopping or failed: that is not "not running"
+    return "engine" not in details.lower() and "durable" not in details.lower()
+

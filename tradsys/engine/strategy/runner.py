@@ -1,0 +1,141 @@
+"""Runs one strategy instance: safe callbacks and the venue's events turned into strategy events.
+
+Shared by the backtester and the daemon's strategy host, so that a strategy sees the same
+callbacks in the same order in both. A callback that raises stops the instance (state "failed",
+traceback kept and logged) and cancels its open orders; the caller carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any
+
+from tradsys.engine.events import (
+    Event,
+    OrderAccepted,
+    OrderAmended,
+    OrderCancelled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderTriggered,
+)
+from tradsys.engine.strategy.base import Strategy
+from tradsys.engine.strategy.context import Context
+from tradsys.engine.strategy.params import Params
+
+log = logging.getLogger("tradsys.strategy")
+
+SLOW_CALLBACK_S = 0.05
+"""A callback slower than this is logged with its time: live it holds up the engine thread."""
+
+
+class StrategyRunner:
+    __slots__ = ("id", "strategy", "ctx", "state", "error", "wants", "slow_warned", "log_slow")
+
+    def __init__(self, id: str, cls: type[Strategy], params: Params, ctx: Context, log_slow: bool = False) -> None:
+        self.id = id
+        self.ctx = ctx
+        self.state = "created"
+        self.error = ""
+        self.slow_warned = False
+        self.log_slow = log_slow
+        self.strategy = cls(ctx, params)
+        self.wants = {name: cls.overrides(name) for name in (
+            "on_bar", "on_trade", "on_book", "on_fill", "on_order", "on_timer")}
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def call(self, name: str, *args: Any) -> bool:
+        """Run one callback; False (and the instance stopped) if it raised."""
+        if self.state != "running" and name != "on_start":
+            return False
+        started = time.perf_counter() if self.log_slow else 0.0
+        try:
+            getattr(self.strategy, name)(*args)
+        except Exception as exc:  # user code: contain it
+            self.fail(name, exc)
+            return False
+        if self.log_slow:
+            took = time.perf_counter() - started
+            if took > SLOW_CALLBACK_S and not self.slow_warned:
+                self.slow_warned = True
+                log.warning("strategy.slow_callback id=%s callback=%s seconds=%.3f", self.id, name, took)
+        return True
+
+    def start(self) -> bool:
+        self.state = "running"
+        return self.call("on_start")
+
+    def stop(self) -> None:
+        """Graceful stop: on_stop, then cancel whatever is still open."""
+        if self.state == "running":
+            self.call("on_stop")
+            if self.state == "running":
+                self.state = "stopped"
+        self.ctx.cancel_all()
+        self.ctx.stopped = True
+
+    def fail(self, where: str, exc: BaseException) -> None:
+        self.state = "failed"
+        self.error = f"{where}: {type(exc).__name__}: {exc}"
+        text = "".join(traceback.format_exception(exc))
+        log.error("strategy.failed id=%s callback=%s\n%s", self.id, where, text)
+        self.ctx.messages.append((self._now(), f"FAILED in {where}:\n{text}"))
+        self.ctx.cancel_all()
+        self.ctx.stopped = True
+
+    def _now(self) -> int:
+        try:
+            return self.ctx.now
+        except Exception:
+            return 0
+
+    def timers(self, now: int) -> None:
+        ctx = self.ctx
+        if ctx.next_timer_ns is not None and ctx.next_timer_ns <= now:
+            for name in ctx.due_timers(now):
+                if not self.call("on_timer", name):
+                    return
+
+    def events(self, events: list[Event]) -> None:
+        """The venue's events: those about this instance's orders become on_order / on_fill."""
+        ctx = self.ctx
+        mine = ctx.orders
+        for event in events:
+            if type(event) is OrderFilled:
+                for order, fee, liq in ((event.taker, event.taker_fee, "taker"), (event.maker, event.maker_fee, "maker")):
+                    if order.id in mine:
+                        fill = ctx.record_fill(event.ts, order.id, event.price, event.qty, fee, liq)
+                        if self.state == "running" and self.wants["on_fill"]:
+                            self.call("on_fill", fill)
+                continue
+            if type(event) is OrderRejected:
+                if event.order_id not in mine:
+                    continue
+                if event.op != "new":
+                    data = mine[event.order_id]
+                    data.reason = event.reason
+                else:
+                    data = ctx.record_status(event.order_id, "rejected", event.reason)
+                if data is not None and self.state == "running" and self.wants["on_order"]:
+                    self.call("on_order", data)
+                continue
+            order = event.order  # type: ignore[union-attr]
+            if order.id not in mine:
+                continue
+            kind = type(event)
+            if kind is OrderAccepted or kind is OrderAmended or kind is OrderTriggered:
+                data = ctx.record_status(order.id, "accepted")
+            elif kind is OrderCancelled:
+                data = ctx.record_status(order.id, "cancelled", event.reason)  # type: ignore[union-attr]
+            elif kind is OrderExpired:
+                data = ctx.record_status(order.id, "expired", "expired")
+            else:
+                continue
+            if data is not None and self.state == "running" and self.wants["on_order"]:
+                self.call("on_order", data)
