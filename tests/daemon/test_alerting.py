@@ -130,3 +130,54 @@ def test_order_latency_alert_fires_on_slow_acks(quiet: DaemonProcess) -> None:
         orders.PlaceOrder(pb.PlaceOrderRequest(account="lat", symbol="BTC-USD", side=common.SIDE_BUY, qty="0.001",
                                                price=f"{50000 + i}.00"), metadata=quiet.metadata())
     eventually(lambda: alert_state(quiet, "order_latency_p99_high").get("order_latency_p99_high") == FIRING)
+
+
+def test_alerts_channel_on_the_websocket(quiet: DaemonProcess) -> None:
+    """The same transitions reach a WebSocket client subscribed to `alerts`."""
+    import asyncio
+    import json
+
+    from websockets.asyncio.client import connect
+
+    risk = rk_grpc.RiskServiceStub(quiet.channel())
+
+    async def main() -> list[str]:
+        states: list[str] = []
+        async with connect(f"ws://{quiet.http}/ws?token={quiet.admin_token()}") as ws:
+            await ws.send(json.dumps({"type": "subscribe", "id": 1, "channels": ["alerts"]}))
+            await asyncio.to_thread(risk.SetKillSwitch, rk.SetKillSwitchRequest(on=True), metadata=quiet.metadata())
+            while "resolved" not in states:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                for item in msg["items"] if msg.get("type") == "batch" else [msg]:
+                    if item.get("type") == "alert" and item["data"]["rule"] == "kill_switch_on":
+                        states.append(item["data"]["state"])
+                        if item["data"]["state"] == "firing":
+                            await asyncio.to_thread(risk.SetKillSwitch, rk.SetKillSwitchRequest(on=False),
+                                                    metadata=quiet.metadata())
+        return states
+
+    assert asyncio.run(asyncio.wait_for(main(), 60)) == ["firing", "resolved"]
+
+
+def test_strategy_drawdown_alert(tmp_path: Path) -> None:
+    """A market maker paying fees and spread dips below its peak equity; with a tiny threshold
+    that is a drawdown alert; stopping the strategy resolves it."""
+    from tradsys.proto import strategy_pb2 as st
+    from tradsys.proto import strategy_pb2_grpc as st_grpc
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text('[alerts]\nrules = [{ name = "strategy_drawdown", threshold = 0.0000001 }]\n')
+    daemon = start_daemon(home, "--seed", "5")
+    try:
+        meta = daemon.metadata()
+        stub = st_grpc.StrategyServiceStub(daemon.channel())
+        started = eventually(lambda: stub.StartStrategy(st.StartStrategyRequest(
+            kind="market_making", params={"spread_bps": "1", "quantity": "0.01", "refresh_seconds": "0.5s",
+                                          "max_position": "1"}), metadata=meta, timeout=5).status)
+        alert = f"strategy_drawdown:strategy={started.id}"
+        eventually(lambda: alert_state(daemon, "strategy_drawdown").get(alert) == FIRING, timeout=90, interval=0.5)
+        stub.StopStrategy(st.StopStrategyRequest(id=started.id), metadata=meta)
+        eventually(lambda: alert_state(daemon, "strategy_drawdown").get(alert) == RESOLVED, timeout=20)
+    finally:
+        daemon.kill(signal.SIGTERM)

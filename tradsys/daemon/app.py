@@ -104,6 +104,7 @@ class Daemon:
         self.market = market
         self.strategies = StrategyHost(self.store, venue.instruments)
         self.strategies.restore()
+        self.signal_sources.append(self.strategies.drawdown_signals)
         self.core = core = Core(
             venue, self.store, next_order_number=self.store.next_order_number(), last_seq=last_seq,
             actors=([market] if market is not None else []) + [self.strategies],
@@ -200,6 +201,8 @@ class Daemon:
         }
         for source in self.signal_sources:
             signals.update(source(now))
+        for labels, ratio in signals.get("strategy_drawdown_ratio", {}).items():
+            self.metrics.strategy_drawdown.labels(dict(labels)["strategy"]).set(ratio)
         return now, signals
 
     def wait(self) -> None:

@@ -46,6 +46,9 @@ class Metrics:
                                   ["symbol"], registry=r)
         self.last_trade = Gauge("tradsys_last_trade_timestamp_seconds", "Engine time of the symbol's last trade.",
                                 ["symbol"], registry=r)
+        self.strategy_drawdown = Gauge("tradsys_strategy_drawdown_ratio",
+                                       "A running strategy's equity below its peak, as a ratio.", ["strategy"],
+                                       registry=r)
         self.kill_switch = Gauge("tradsys_kill_switch", "1 while the kill switch is on.", registry=r)
         self.open_orders = Gauge("tradsys_open_orders", "Open orders in the engine.", registry=r)
         self.last_event = Gauge("tradsys_last_event_timestamp_seconds", "Time of the last committed batch.", registry=r)

@@ -115,6 +115,10 @@ class Instance:
     bar_ns: int = 60_000_000_000
     stop_requested: bool = False
     seen: int = field(default=0)
+    equity: int = 0
+    peak_equity: int = 0
+    drawdown: float = 0.0
+    """Below peak equity, as a ratio; the drawdown alert watches it."""
 
     def params_text(self) -> dict[str, str]:
         return {k: format_value(v) for k, v in self.params.items() if v is not None}
@@ -277,7 +281,28 @@ class StrategyHost:
                 self._bars(inst, inst.bars.advance(now_ns))
             self._check_failed(inst)
             self._drain(inst, out)
+            self._track_equity(inst, venue)
         return out
+
+    def _track_equity(self, inst: Instance, venue: Venue) -> None:
+        """Equity (cash plus unrealized PnL at the reference price) against its peak, for the
+        drawdown alert; read by the alert sampler through `drawdown_signals`."""
+        acct = venue.accounts.get(inst.account)
+        if acct is None:
+            return
+        equity = sum(w.balance for w in acct.wallets.values())
+        for symbol, pos in acct.positions.items():
+            mark = venue.reference_price(symbol)
+            if pos.qty and mark is not None:
+                equity += pos.unrealized(mark) * venue.instruments[symbol].cash_mult
+        inst.peak_equity = max(inst.peak_equity, equity)
+        inst.drawdown = (inst.peak_equity - equity) / inst.peak_equity if inst.peak_equity > 0 else 0.0
+        inst.equity = equity
+
+    def drawdown_signals(self, _now_ns: int) -> dict[str, dict[tuple, float]]:
+        """Alert signals: each running strategy's drawdown from peak equity (a ratio) and PnL."""
+        running = [i for i in list(self.instances.values()) if i.state == "running"]
+        return {"strategy_drawdown_ratio": {(("strategy", i.id),): i.drawdown for i in running}}
 
     def _launch(self, inst: Instance, now_ns: int, venue: Venue, out: list[dict[str, Any]]) -> StrategyRunner | None:
         prefix = f"st{inst.id}-{_base36(now_ns // 1_000_000)}-"
