@@ -2,9 +2,11 @@
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 
 from tests.cli.conftest import Run, env_for
 from tests.conftest import DaemonProcess, eventually
@@ -17,14 +19,25 @@ def firing(run: Run) -> set[str]:
     return {d["id"] for d in docs if d["state"] == "firing"}
 
 
-def next_about(tail: subprocess.Popen, rule: str) -> dict:
+def lines(proc: subprocess.Popen) -> "queue.Queue[str]":
+    """The process's stdout lines, read on a thread so that waiting for one can time out."""
+    out: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.put(line)
+        out.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+    return out
+
+
+def next_about(stream: "queue.Queue[str]", rule: str) -> dict:
     """The next streamed transition of `rule` (the kill switch also starves the market: other alerts come too)."""
-    assert tail.stdout is not None
     while True:
-        line = tail.stdout.readline()
-        if not line:
-            tail.wait(10)
-            raise AssertionError(f"alerts tail ended ({tail.returncode}): {tail.stderr.read() if tail.stderr else ''}")
+        line = stream.get(timeout=30)
+        assert line, "alerts tail ended"
         doc = json.loads(line)
         if doc["rule"] == rule:
             return doc
@@ -34,11 +47,12 @@ def test_kill_switch_alert_in_list_tail_and_ack(run: Run, daemon: DaemonProcess)
     environ = {k: v for k, v in {**os.environ, **env_for(daemon.home)}.items() if v != ""}
     tail = subprocess.Popen([sys.executable, "-m", "tradsys", "alerts", "tail", "--json"], env=environ,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stream = lines(tail)
     try:
         assert run("risk", "kill", "on").exit_code == 0
         eventually(lambda: "kill_switch_on" in firing(run))
         assert tail.stdout is not None
-        line = next_about(tail, "kill_switch_on")
+        line = next_about(stream, "kill_switch_on")
         assert (line["state"], line["severity"]) == ("firing", "critical")
         acked = run("alerts", "ack", "kill_switch_on", "--json")
         assert acked.exit_code == 0 and json.loads(acked.stdout)["acked"] is True
@@ -46,7 +60,7 @@ def test_kill_switch_alert_in_list_tail_and_ack(run: Run, daemon: DaemonProcess)
         assert "kill_switch_on" in table.stdout and "firing" in table.stdout
         assert run("risk", "kill", "off").exit_code == 0
         eventually(lambda: "kill_switch_on" not in firing(run))
-        assert next_about(tail, "kill_switch_on")["state"] == "resolved"
+        assert next_about(stream, "kill_switch_on")["state"] == "resolved"
     finally:
         tail.send_signal(signal.SIGINT)
         tail.communicate(timeout=20)

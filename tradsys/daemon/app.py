@@ -124,7 +124,7 @@ class Daemon:
             "marketdata": MarketDataService(core, self.feeds, self.hub, gate),
             "risk": RiskService(core, gate),
             "strategy": StrategyService(gate, self.strategies),
-            "alerts": AlertService(self.store, self.hub, gate),
+            "alerts": AlertService(self.store, self.hub, gate, lambda: list(self.alerter.rules.active.values())),
         }
         self.http = HttpServer(config.http_host, config.http_port, config.max_message_bytes)
         self.http.routes["/health"] = self._health

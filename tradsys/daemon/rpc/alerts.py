@@ -1,7 +1,11 @@
-"""AlertService: alert history from the store, live transitions from the hub, acknowledgement."""
+"""AlertService: alert history from the store, live transitions from the hub, acknowledgement.
+
+A stream opens with the alerts active at that moment, then follows transitions, so a client that
+connects late still sees what is firing (it may see one of them twice).
+"""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -37,10 +41,12 @@ def alert_msg(record: dict[str, Any]) -> pb.AlertUpdate:
 
 
 class AlertService(pb_grpc.AlertServiceServicer):
-    def __init__(self, store: Any, hub: Hub, gate: Gate) -> None:
+    def __init__(self, store: Any, hub: Hub, gate: Gate, active: Callable[[], list[dict[str, Any]]]) -> None:
         self.store = store
         self.hub = hub
         self.gate = gate
+        self.active = active
+        """The alerts pending or firing right now: a new stream starts with them."""
 
     def ListAlerts(self, request: pb.ListAlertsRequest, context: grpc.ServicerContext) -> pb.ListAlertsResponse:
         self.gate.check(context, "read")
@@ -51,7 +57,10 @@ class AlertService(pb_grpc.AlertServiceServicer):
 
     def StreamAlerts(self, request: pb.StreamAlertsRequest, context: grpc.ServicerContext) -> Iterator[pb.AlertUpdate]:
         self.gate.check(context, "read")
-        yield from pump(self.hub, self.hub.subscribe({"alerts"}), context, alert_msg)
+        sub = self.hub.subscribe({"alerts"})
+        for record in self.active():
+            yield alert_msg(record)
+        yield from pump(self.hub, sub, context, alert_msg)
 
     def AckAlert(self, request: pb.AckAlertRequest, context: grpc.ServicerContext) -> pb.AckAlertResponse:
         self.gate.check(context, "trade")
