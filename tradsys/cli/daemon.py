@@ -71,11 +71,12 @@ def start(
         return
     setup_logging(cfg.log_format, cfg.log_level)
     from tradsys.daemon.app import Daemon
+    from tradsys.daemon.store import CorruptJournal
 
     daemon = Daemon(cfg)
     try:
         daemon.start()
-    except (OSError, RuleError) as exc:
+    except (OSError, RuleError, CorruptJournal) as exc:
         logging.getLogger("tradsys.daemon").error("daemon.start_failed", extra={"fields": {"error": str(exc)}})
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

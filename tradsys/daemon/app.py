@@ -6,10 +6,12 @@ last batch is committed and snapshotted) before closing the store.
 """
 
 import gc
+import ipaddress
 import json
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -109,6 +111,7 @@ class Daemon:
             venue, self.store, next_order_number=self.store.next_order_number(), last_seq=last_seq,
             actors=([market] if market is not None else []) + [self.strategies],
             snapshot_every=config.snapshot_every,
+            restore=lambda: self.store.recover(lambda: make_venue(config))[0],
         )
         self.feeds = Feeds(venue, self.hub)
         self.rejects = RejectWindow()
@@ -126,7 +129,11 @@ class Daemon:
             "strategy": StrategyService(gate, self.strategies),
             "alerts": AlertService(self.store, self.hub, gate, lambda: list(self.alerter.rules.active.values())),
         }
-        self.http = HttpServer(config.http_host, config.http_port, config.max_message_bytes)
+        credentials, tls = tls_contexts(config)
+        for where in insecure_binds(config):
+            log_event(log, logging.WARNING, "daemon.insecure_bind", listen=where,
+                      advice="tokens and orders cross the network in clear text: set [tls] cert and key")
+        self.http = HttpServer(config.http_host, config.http_port, config.max_message_bytes, ssl=tls)
         self.http.routes["/health"] = self._health
         self.http.routes["/metrics"] = self._metrics
         self.ws = WsServer(core, self.feeds, self.hub, self.store, secret, self.metrics,
@@ -137,7 +144,7 @@ class Daemon:
         self.peerjs.mount(self.http)
         try:
             self.grpc, self.health, self.grpc_port = build_server(
-                config.grpc_host, config.grpc_port, servicers, self.metrics, config.max_message_bytes
+                config.grpc_host, config.grpc_port, servicers, self.metrics, config.max_message_bytes, credentials
             )
             self.http.start()
         except BaseException:
@@ -243,12 +250,15 @@ class Daemon:
         status = self.state
         if status == "ok" and (engine != "running" or (venue is not None and venue.kill_switch)):
             status = "halted"
+        fault = core.fault if core is not None else None
+        if status == "ok" and fault is not None:
+            status = "degraded"
         return {
             "status": status,
             "uptime_seconds": round(time.time() - self.started, 3),
             "components": {
                 "engine": engine,
-                "store": "ok" if core is None or core.failed is None else "failed",
+                "store": "failed" if core is not None and core.failed is not None else (fault or "ok"),
                 "grpc": "serving" if self.state == "ok" else self.state,
                 "market": "off" if self.market is None else "running",
                 "kill_switch": bool(venue and venue.kill_switch),
@@ -265,6 +275,36 @@ class Daemon:
         from prometheus_client import CONTENT_TYPE_LATEST
 
         return 200, CONTENT_TYPE_LATEST, self.metrics.exposition()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
+
+
+def insecure_binds(config: Config) -> list[str]:
+    """Listen addresses reachable from other machines while TLS is off (each deserves a warning)."""
+    if config.tls_cert is not None:
+        return []
+    return [f"{kind} {host}" for kind, host in (("grpc", config.grpc_host), ("http", config.http_host))
+            if not _loopback(host)]
+
+
+def tls_contexts(config: Config) -> tuple[Any, ssl.SSLContext | None]:
+    """gRPC server credentials and the HTTP/WebSocket SSL context from `[tls] cert/key`, or (None, None)."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None, None
+    import grpc
+
+    cert, key = config.tls_cert.read_bytes(), config.tls_key.read_bytes()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    return grpc.ssl_server_credentials([(key, cert)]), context
 
 
 SIM_PREFIX = "sim-"

@@ -42,6 +42,11 @@ class Unavailable(Exception):
     """The engine is not taking commands (stopping, or the store refused the last batch)."""
 
 
+class StorageFault(Unavailable):
+    """The store cannot write (read-only database, disk full, I/O error): commands are refused
+    until a probe write succeeds again; reads keep being served."""
+
+
 Render = Callable[[list[dict[str, Any]], list["list[Event] | Exception"], Venue], Any]
 
 
@@ -66,6 +71,8 @@ class Core:
         tick_seconds: float = 0.05,
         max_batch: int = 5000,
         snapshot_every: int = 100_000,
+        restore: Callable[[], Venue] | None = None,
+        probe_seconds: float = 1.0,
     ) -> None:
         self.venue = venue
         self.store = store
@@ -89,6 +96,13 @@ class Core:
         self._current: list[_Job] = []
         """The jobs of the cycle under way, failed rather than left hanging if the cycle breaks."""
         self.failed: BaseException | None = None
+        self.fault: str | None = None
+        """Why the store cannot write, while it cannot: commands are refused, queries served."""
+        self.faults_total = 0
+        self._restore = restore
+        """The durable state as a fresh venue (the store's recovery), to undo a batch that could not be committed."""
+        self._probe_ns = int(probe_seconds * 1e9)
+        self._next_probe = 0
 
     # -- client side ----------------------------------------------------------------------
 
@@ -184,6 +198,9 @@ class Core:
                 return jobs, False
 
     def _cycle(self, jobs: list[_Job], now: int, tick: bool) -> None:
+        if self.fault is not None and not self._probe(now):
+            self._refuse(jobs)
+            return
         venue = self.venue
         batch: Batch = []
         results: list[tuple[_Job, list[list[Event] | Exception]]] = []
@@ -205,9 +222,15 @@ class Core:
             try:
                 self.last_seq = self.store.commit(batch, venue)
             except Exception as exc:
+                if self._restore is None:
+                    for job, _ in results:
+                        job.future.set_exception(Unavailable(f"not durable: {exc}"))
+                    raise
+                self._enter_fault(exc, now)
                 for job, _ in results:
-                    job.future.set_exception(Unavailable(f"not durable: {exc}"))
-                raise
+                    job.future.set_exception(StorageFault(f"not durable, nothing was done: {self.fault}"))
+                self._refuse([job for job in jobs if job.commands is None])
+                return
             self.commands_total += len(batch)
             self.batches_total += 1
             self.last_commit_ns = now
@@ -233,8 +256,48 @@ class Core:
                 except Exception as exc:
                     job.future.set_exception(exc)
         if self._since_snapshot >= self._snapshot_every:
-            self.store.snapshot(self.last_seq, venue)
-            self._since_snapshot = 0
+            try:
+                self.store.snapshot(self.last_seq, venue)
+                self._since_snapshot = 0
+            except Exception as exc:  # only bounds the next recovery: try again later
+                log.warning("snapshot.failed", extra={"fields": {"error": str(exc)}})
+                self._since_snapshot = self._snapshot_every // 2
+
+    # -- storage faults -------------------------------------------------------------------
+
+    def _enter_fault(self, exc: BaseException, now: int) -> None:
+        """The batch is applied in memory but not durable: put the venue back to the durable
+        state (in place, so everything holding it sees the undo) and refuse commands until a
+        probe write succeeds."""
+        assert self._restore is not None
+        _replace_state(self.venue, self._restore())
+        self.fault = _describe(exc)
+        self.faults_total += 1
+        self._next_probe = now + self._probe_ns
+        log.error("store.fault", extra={"fields": {"reason": self.fault}})
+
+    def _probe(self, now: int) -> bool:
+        if now < self._next_probe:
+            return False
+        self._next_probe = now + self._probe_ns
+        try:
+            self.store.probe()
+        except Exception:
+            return False
+        log.warning("store.recovered", extra={"fields": {"was": self.fault}})
+        self.fault = None
+        return True
+
+    def _refuse(self, jobs: list[_Job]) -> None:
+        """While the store cannot write: commands are refused, unapplied; queries are answered."""
+        for job in jobs:
+            if job.commands is not None:
+                job.future.set_exception(StorageFault(f"new orders are refused: {self.fault}"))
+            elif job.query is not None:
+                try:
+                    job.future.set_result(job.query(self.venue))
+                except Exception as exc:
+                    job.future.set_exception(exc)
 
     def _apply(self, cmd: dict[str, Any], now: int, batch: Batch) -> list[Event] | Exception:
         if cmd.get("op") == "new" and "id" not in cmd:
@@ -256,3 +319,27 @@ class Core:
                 return
             if job is not None and not job.future.done():
                 job.future.set_exception(Unavailable(f"the engine stopped: {exc}"))
+
+
+def _describe(exc: BaseException) -> str:
+    """Why the store refused a write, from the first error in the chain: a failed rollback
+    (SQLite has already rolled back after SQLITE_FULL) must not hide the disk being full."""
+    while exc.__context__ is not None and "rollback" in str(exc):
+        exc = exc.__context__
+    text = str(exc).lower()
+    if "readonly" in text or "read-only" in text:
+        return f"the database is read-only ({exc})"
+    if "full" in text or "no space" in text or "too large" in text:
+        return f"the disk is full ({exc})"
+    return f"the database cannot be written ({exc})"
+
+
+def _replace_state(venue: Venue, durable: Venue) -> None:
+    """Make `venue` hold `durable`'s state, in place (slots or a __dict__, whichever the class has)."""
+    for cls in type(durable).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if hasattr(durable, name):
+                setattr(venue, name, getattr(durable, name))
+    if hasattr(durable, "__dict__"):
+        venue.__dict__.clear()
+        venue.__dict__.update(durable.__dict__)

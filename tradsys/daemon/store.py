@@ -258,6 +258,10 @@ def _cmd_ts(cmd: dict) -> int | None:
         return None
 
 
+class CorruptJournal(Exception):
+    """A journal row that cannot be read back: the daemon will not guess what it did."""
+
+
 class Store:
     """The daemon's SQLite database. See the module docstring for the thread model."""
 
@@ -300,6 +304,13 @@ class Store:
         if mode.upper() not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
             raise ValueError(f"unknown checkpoint mode {mode!r}")
         return tuple(self.db.execute_sql(f"PRAGMA wal_checkpoint({mode.upper()})").fetchone())
+
+    def probe(self) -> None:
+        """A tiny durable write (the header's user_version): raises while the database cannot be
+        written (read-only, disk full), so the engine knows when to take orders again."""
+        with self.db.atomic("IMMEDIATE"):
+            version = self.db.execute_sql("PRAGMA user_version").fetchone()[0]
+            self.db.execute_sql(f"PRAGMA user_version = {(version + 1) % 1_000_000}")
 
     def _max_seq(self) -> int:
         row = self.db.execute_sql(
@@ -459,7 +470,17 @@ class Store:
                 (after_seq, JOURNAL_CHUNK),
             ).fetchall()
             for seq, ts, op, command in rows:
-                yield {"seq": seq, "ts": ts, "op": op, "command": loads(command, parse_float=Decimal)}
+                try:
+                    decoded = loads(command, parse_float=Decimal)
+                except (TypeError, ValueError) as exc:
+                    raise CorruptJournal(
+                        f"{self.path}: journal row {seq} ({op}) is corrupt ({exc}); refusing to start rather than "
+                        f"drop an acknowledged command. Restore the database from a backup, or inspect it with "
+                        f"`sqlite3 {self.path} \"SELECT * FROM journal WHERE seq >= {seq}\"`"
+                    ) from None
+                if not isinstance(decoded, dict):
+                    raise CorruptJournal(f"{self.path}: journal row {seq} ({op}) is not a command object")
+                yield {"seq": seq, "ts": ts, "op": op, "command": decoded}
             if len(rows) < JOURNAL_CHUNK:
                 return
             after_seq = rows[-1][0]
