@@ -177,6 +177,11 @@ def test_strategy_drawdown_alert(tmp_path: Path) -> None:
                                           "max_position": "1"}), metadata=meta, timeout=5).status)
         alert = f"strategy_drawdown:strategy={started.id}"
         eventually(lambda: alert_state(daemon, "strategy_drawdown").get(alert) == FIRING, timeout=90, interval=0.5)
+        import urllib.request
+
+        text = urllib.request.urlopen(f"http://{daemon.http}/metrics").read().decode()
+        assert f'tradsys_strategy_pnl{{strategy="{started.id}"}}' in text
+        assert f'tradsys_strategy_drawdown_ratio{{strategy="{started.id}"}}' in text
         stub.StopStrategy(st.StopStrategyRequest(id=started.id), metadata=meta)
         eventually(lambda: alert_state(daemon, "strategy_drawdown").get(alert) == RESOLVED, timeout=20)
     finally:

@@ -240,6 +240,10 @@ def test_metrics_exposition(daemon: DaemonProcess, stubs, best) -> None:  # type
         assert resp.headers["Content-Type"].startswith("text/plain")
     assert 'tradsys_orders_total{outcome="accepted"' in text
     assert "tradsys_journal_commit_seconds_bucket" in text
+    commits = [l for l in text.splitlines() if l.startswith("tradsys_journal_commit_seconds_count")]
+    assert commits and float(commits[0].split()[-1]) > 0, "every commit is timed"
+    assert 'tradsys_book_depth{side="bid",symbol="BTC-USD"}' in text
+    assert "tradsys_engine_batch_seconds_count" in text
     assert 'tradsys_grpc_requests_total{code="OK",method="GetBook"}' in text
     assert "process_resident_memory_bytes" in text
 

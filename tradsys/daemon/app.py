@@ -115,7 +115,7 @@ class Daemon:
         )
         self.feeds = Feeds(venue, self.hub)
         self.rejects = RejectWindow()
-        self.metrics.bind_engine(core.pending, lambda: core.last_cycle_ns)
+        self.metrics.bind_engine(core.pending, lambda: core.last_cycle_ns, lambda: core.timings)
         core.listeners += [self.metrics.on_commit, self.feeds.on_commit, self.rejects.on_commit, _log_events]
         core.listeners.append(self.strategies.on_commit)
         core.start()
@@ -210,6 +210,10 @@ class Daemon:
             signals.update(source(now))
         for labels, ratio in signals.get("strategy_drawdown_ratio", {}).items():
             self.metrics.strategy_drawdown.labels(dict(labels)["strategy"]).set(ratio)
+        for labels, pnl in signals.get("strategy_pnl", {}).items():
+            self.metrics.strategy_pnl.labels(dict(labels)["strategy"]).set(pnl)
+        for labels, qty in signals.get("strategy_position", {}).items():
+            self.metrics.strategy_position.labels(dict(labels)["strategy"], dict(labels)["symbol"]).set(qty)
         return now, signals
 
     def wait(self) -> None:

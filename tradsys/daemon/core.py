@@ -83,6 +83,8 @@ class Core:
         self.batches_total = 0
         self.last_commit_ns = 0
         self.last_cycle_ns = 0
+        self.timings = (0.0, 0.0)
+        """Seconds the last committed batch took to apply in the engine, and to make durable."""
         """Wall-clock end of the engine thread's last cycle: it stops moving if the thread is stuck."""
         self._next_id = next_order_number
         self._clock = clock
@@ -202,6 +204,7 @@ class Core:
             self._refuse(jobs)
             return
         venue = self.venue
+        started = time.perf_counter()
         batch: Batch = []
         results: list[tuple[_Job, list[list[Event] | Exception]]] = []
         for job in jobs:
@@ -219,6 +222,7 @@ class Core:
             if expired:
                 batch.append(({"op": "advance", "ts": now}, expired))
         if batch:
+            applied = time.perf_counter()
             try:
                 self.last_seq = self.store.commit(batch, venue)
             except Exception as exc:
@@ -231,6 +235,7 @@ class Core:
                     job.future.set_exception(StorageFault(f"not durable, nothing was done: {self.fault}"))
                 self._refuse([job for job in jobs if job.commands is None])
                 return
+            self.timings = (applied - started, time.perf_counter() - applied)
             self.commands_total += len(batch)
             self.batches_total += 1
             self.last_commit_ns = now

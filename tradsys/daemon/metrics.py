@@ -14,6 +14,7 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 
 class Metrics:
     def __init__(self) -> None:
+        self._timings: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0)
         self.ack_window = LatencyWindow()
         """The last minute of acknowledgement latencies, for the p99 alert."""
         r = self.registry = CollectorRegistry()
@@ -29,6 +30,15 @@ class Metrics:
         self.commands = Counter("tradsys_journal_commands", "Commands made durable in the journal.", registry=r)
         self.commit_seconds = Histogram("tradsys_journal_commit_seconds", "Time to make one batch durable.",
                                         buckets=LATENCY_BUCKETS, registry=r)
+        self.engine_seconds = Histogram("tradsys_engine_batch_seconds",
+                                        "Engine side of order-to-ack: applying one batch and making it durable.",
+                                        buckets=LATENCY_BUCKETS, registry=r)
+        self.book_depth = Gauge("tradsys_book_depth", "Quantity on the top 10 levels, in base units.",
+                                ["symbol", "side"], registry=r)
+        self.strategy_pnl = Gauge("tradsys_strategy_pnl", "A running strategy's PnL in the quote currency.",
+                                  ["strategy"], registry=r)
+        self.strategy_position = Gauge("tradsys_strategy_position", "A running strategy's position in base units.",
+                                       ["strategy", "symbol"], registry=r)
         self.batch_size = Histogram("tradsys_journal_batch_size", "Commands per group commit.",
                                     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000), registry=r)
         self.ack_seconds = Histogram("tradsys_order_ack_seconds", "gRPC order entry: request in to durable ack out.",
@@ -99,6 +109,9 @@ class Metrics:
             touched.add(symbol)
         self.commands.inc(len(batch))
         self.batch_size.observe(len(batch))
+        apply_s, commit_s = self._timings()
+        self.commit_seconds.observe(commit_s)
+        self.engine_seconds.observe(apply_s + commit_s)
         for symbol in touched:
             book, inst = venue.books[symbol], venue.instruments[symbol]
             bid, ask = book.best_bid(), book.best_ask()
@@ -108,6 +121,9 @@ class Metrics:
                 self.best_ask.labels(symbol).set(float(inst.price(ask)))
             if bid is not None and ask is not None:
                 self.spread.labels(symbol).set(float(inst.price(ask - bid)))
+            bids, asks = book.depth(10)
+            self.book_depth.labels(symbol, "bid").set(float(inst.qty(sum(q for _, q, _ in bids))))
+            self.book_depth.labels(symbol, "ask").set(float(inst.qty(sum(q for _, q, _ in asks))))
         for symbol in venue.instruments:
             self.halted.labels(symbol).set(1 if venue.halt_reason(symbol) else 0)
             self.breaker_open.labels(symbol).set(1 if venue.breakers[symbol].is_open(venue.now) else 0)
@@ -115,8 +131,11 @@ class Metrics:
         self.open_orders.set(len(venue.orders))
         self.last_event.set(venue.now / 1e9)
 
-    def bind_engine(self, pending: Callable[[], int], last_cycle_ns: Callable[[], int]) -> None:
-        """Gauges read at scrape time: they must move even when the engine thread is stuck."""
+    def bind_engine(self, pending: Callable[[], int], last_cycle_ns: Callable[[], int],
+                    timings: Callable[[], tuple[float, float]]) -> None:
+        """Gauges read at scrape time (they must move even when the engine thread is stuck), and
+        the batch timings `on_commit` records."""
+        self._timings = timings
         Gauge("tradsys_engine_queue_depth", "Jobs waiting for the engine thread.",
               registry=self.registry).set_function(pending)
         Gauge("tradsys_engine_last_cycle_timestamp_seconds", "When the engine thread last finished a cycle.",

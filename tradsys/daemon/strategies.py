@@ -300,9 +300,26 @@ class StrategyHost:
         inst.equity = equity
 
     def drawdown_signals(self, _now_ns: int) -> dict[str, dict[tuple, float]]:
-        """Alert signals: each running strategy's drawdown from peak equity (a ratio) and PnL."""
+        """Alert signals and metrics: each running strategy's drawdown from peak equity (a ratio),
+        PnL and positions."""
         running = [i for i in list(self.instances.values()) if i.state == "running"]
-        return {"strategy_drawdown_ratio": {(("strategy", i.id),): i.drawdown for i in running}}
+        pnl: dict[tuple, float] = {}
+        position: dict[tuple, float] = {}
+        for inst in running:
+            ctx = inst.runner.ctx if inst.runner is not None else None
+            if ctx is None:
+                continue
+            try:  # read while the engine thread moves on: a torn read is retried next second
+                pnl[(("strategy", inst.id),)] = ctx.pnl()
+                for symbol in inst.symbols:
+                    position[(("strategy", inst.id), ("symbol", symbol))] = ctx.position(symbol)
+            except Exception:
+                continue
+        return {
+            "strategy_drawdown_ratio": {(("strategy", i.id),): i.drawdown for i in running},
+            "strategy_pnl": pnl,
+            "strategy_position": position,
+        }
 
     def _launch(self, inst: Instance, now_ns: int, venue: Venue, out: list[dict[str, Any]]) -> StrategyRunner | None:
         prefix = f"st{inst.id}-{_base36(now_ns // 1_000_000)}-"
