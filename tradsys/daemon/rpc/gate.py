@@ -1,6 +1,7 @@
 """Authentication and refusals for every gRPC call, in one place."""
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import NoReturn
 
 import grpc
@@ -34,16 +35,31 @@ def refuse(context: grpc.ServicerContext, reason: str, message: str) -> NoReturn
     context.abort(status_for(reason), f"rejected: {reason} ({message})" if message else f"rejected: {reason}")
 
 
+CACHE_SIZE = 4096
+
+
 class Gate:
     def __init__(self, secret: bytes, on_refusal: Callable[[str, str], None] | None = None) -> None:
         self._secret = secret
         self._on_refusal = on_refusal
+        self._verified: dict[str, Principal] = {}
+        """Tokens already verified: a client sends the same one with every call, and checking a
+        signature costs more than a whole engine command. Entries are dropped once expired."""
 
     def authenticate(self, context: grpc.ServicerContext) -> Principal:
         """The caller's principal from `authorization: Bearer ...`, or abort UNAUTHENTICATED."""
         header = dict(context.invocation_metadata()).get("authorization")
+        principal = self._verified.get(header) if header else None
+        if principal is not None:
+            if principal.expires is None or principal.expires > datetime.now(timezone.utc):
+                return principal
+            del self._verified[header]
         try:
-            return verify_token(self._secret, parse_bearer(header))
+            principal = verify_token(self._secret, parse_bearer(header))
+            if len(self._verified) >= CACHE_SIZE:
+                self._verified.clear()
+            self._verified[header] = principal
+            return principal
         except AuthError as exc:
             self._refused("unauthenticated", exc.code)
             context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{exc.code}: {exc.message}")
