@@ -1,81 +1,71 @@
 """Limit order book with price-time priority.
 
-Each price level keeps a FIFO queue plus an index of live entries: append, cancel, in-place
-reduce and taking from the front are all O(1). Best prices come from a heap per side with lazy
-deletion, which is cheaper than a sorted container on the add/cancel-heavy flow a venue sees.
+Each price level is an insertion-ordered dict of its resting orders by id: the dict's order is
+the time priority, and append, cancel, in-place reduce and taking from the front are all O(1).
+Best prices come from a heap per side with lazy deletion, which is cheaper than a sorted
+container on the add/cancel-heavy flow a venue sees; a heap's top is always a live price
+(emptying the best level pops it at once), so reading the best price is one index.
 """
 
-from collections import deque
 from heapq import heappop, heappush
 from collections.abc import Callable, Iterator
-from itertools import count
 
 from tradsys.engine.enums import SelfTradePrevention, Side
 from tradsys.engine.order import Order
 
 BUY = Side.BUY
-ALLOW = SelfTradePrevention.ALLOW
+ALLOW, CANCEL_TAKING, CANCEL_BOTH = (
+    SelfTradePrevention.ALLOW, SelfTradePrevention.CANCEL_TAKING, SelfTradePrevention.CANCEL_BOTH,
+)
 
 
 class Level:
-    """Orders at one price. `queue` is the time priority; `live` maps each resting order id to the
-    token of its queue entry, so removal is O(1) and stale entries are skipped (and compacted)."""
+    """Orders at one price: `live` maps each resting order's id to it, oldest first."""
 
-    __slots__ = ("queue", "live", "qty")
+    __slots__ = ("live", "qty", "taken")
 
     def __init__(self) -> None:
-        self.queue: deque[tuple[int, Order]] = deque()
-        self.live: dict[str, int] = {}
+        self.live: dict[str, Order] = {}
         self.qty = 0
+        self.taken = 0
+        """Orders matching took from the front since `live` was built (see `OrderBook._consume`)."""
 
     def orders(self) -> list[Order]:
-        live = self.live
-        return [o for token, o in self.queue if live.get(o.id) == token]
+        return list(self.live.values())
 
 
 class OrderBook:
-    __slots__ = ("symbol", "bids", "asks", "_bid_heap", "_ask_heap", "_tokens")
+    __slots__ = ("symbol", "bids", "asks", "_bid_heap", "_ask_heap")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
         self.bids: dict[int, Level] = {}
         self.asks: dict[int, Level] = {}
         self._bid_heap: list[int] = []
+        """Negated bid prices; may hold prices of emptied levels below the top."""
         self._ask_heap: list[int] = []
-        self._tokens = count(1)
 
     def best_bid(self) -> int | None:
-        heap, levels = self._bid_heap, self.bids
-        while heap:
-            price = -heap[0]
-            if price in levels:
-                return price
-            heappop(heap)
-        return None
+        heap = self._bid_heap
+        return -heap[0] if heap else None
 
     def best_ask(self) -> int | None:
-        heap, levels = self._ask_heap, self.asks
-        while heap:
-            price = heap[0]
-            if price in levels:
-                return price
-            heappop(heap)
-        return None
+        heap = self._ask_heap
+        return heap[0] if heap else None
 
     def mid(self) -> int | None:
         """Mid price in ticks, rounded down; None unless both sides are quoted."""
-        bid = self.best_bid()
-        ask = self.best_ask()
-        if bid is None or ask is None:
+        bids, asks = self._bid_heap, self._ask_heap
+        if not bids or not asks:
             return None
-        return (bid + ask) // 2
+        return (asks[0] - bids[0]) // 2
 
     def would_take(self, side: Side, price: int) -> bool:
         if side is BUY:
-            ask = self.best_ask()
-            return ask is not None and price >= ask
-        bid = self.best_bid()
-        return bid is not None and price <= bid
+            heap = self._ask_heap
+            return price >= heap[0] if heap else False
+        heap = self._bid_heap
+        return price <= -heap[0] if heap else False
 
     def add(self, order: Order) -> None:
         """Rest an order at the back of its price level."""
@@ -90,31 +80,37 @@ class OrderBook:
             if level is None:
                 level = self.asks[price] = Level()
                 heappush(self._ask_heap, price)
-        token = next(self._tokens)
-        level.live[order.id] = token
-        level.queue.append((token, order))
+        level.live[order.id] = order
         level.qty += order.open_qty
 
     def remove(self, order: Order) -> None:
-        levels = self.bids if order.side is BUY else self.asks
-        level = levels[order.price]
-        live = level.live
-        del live[order.id]
-        level.qty -= order.open_qty
-        if not live:
-            del levels[order.price]
-        elif len(level.queue) > 2 * len(live) + 16:
-            level.queue = deque(e for e in level.queue if live.get(e[1].id) == e[0])
+        """`discard` for an order that must rest here."""
+        if not self.discard(order):
+            raise KeyError(order.id)
 
     def contains(self, order: Order) -> bool:
         """False for orders that do not rest here, e.g. a taker being matched or a pending stop."""
         level = (self.bids if order.side is BUY else self.asks).get(order.price)
-        return level is not None and order.id in level.live
+        return level is not None and level.live.get(order.id) is order
 
     def discard(self, order: Order) -> bool:
-        if not self.contains(order):
+        """Take a resting order out of the book; False (and nothing changes) if it does not rest here."""
+        buy = order.side is BUY
+        levels = self.bids if buy else self.asks
+        price = order.price
+        level = levels.get(price)
+        if level is None:
             return False
-        self.remove(order)
+        live = level.live
+        oid = order.id
+        if live.get(oid) is not order:
+            return False
+        del live[oid]
+        if live:
+            level.qty -= order.open_qty
+        else:
+            del levels[price]
+            self._pop_emptied(buy)
         return True
 
     def reduce(self, order: Order, open_qty: int) -> None:
@@ -122,6 +118,15 @@ class OrderBook:
         levels = self.bids if order.side is BUY else self.asks
         levels[order.price].qty -= order.open_qty - open_qty
         order.open_qty = open_qty
+
+    def _pop_emptied(self, bids: bool) -> None:
+        """Restore the heap's invariant after a level went: pop tops whose level is gone."""
+        if bids:
+            heap, levels, sign = self._bid_heap, self.bids, -1
+        else:
+            heap, levels, sign = self._ask_heap, self.asks, 1
+        while heap and heap[0] * sign not in levels:
+            heappop(heap)
 
     def match(
         self,
@@ -145,23 +150,22 @@ class OrderBook:
         cancelled: list[tuple[Order, str, int]] = []
         remaining = taker.open_qty
         account = taker.account
-        levels = self.asks if taker.side is BUY else self.bids
-        for price in self._prices(taker.side, limit, dry):
+        takes_asks = taker.side is BUY
+        levels = self.asks if takes_asks else self.bids
+        for price in self._prices(takes_asks, limit, dry):
             level = levels[price]
             live = level.live
-            consumed = partial = 0
+            gone: list[Order] = []
+            partial = 0
             stop = False
-            for token, maker in level.queue:
-                if live.get(maker.id) != token:
-                    consumed += 1
-                    continue
+            for maker in live.values():
                 if maker.account == account and stp is not ALLOW:
-                    if stp is SelfTradePrevention.CANCEL_TAKING:
+                    if stp is CANCEL_TAKING:
                         stop = True
                         break
-                    consumed += 1
+                    gone.append(maker)
                     cancelled.append((maker, "self_trade", len(matches)))
-                    if stp is SelfTradePrevention.CANCEL_BOTH:
+                    if stp is CANCEL_BOTH:
                         stop = True
                         break
                     continue
@@ -170,11 +174,11 @@ class OrderBook:
                 if maker.reduce_only and reduce_cap is not None:
                     take = min(open_qty, reduce_cap(maker, taker, matches))
                     if take <= 0:
-                        consumed += 1
+                        gone.append(maker)
                         cancelled.append((maker, "reduce_only", len(matches)))
                         continue
                 if take <= remaining:
-                    consumed += 1
+                    gone.append(maker)
                     matches.append((maker, price, take))
                     remaining -= take
                     if take < open_qty:
@@ -186,47 +190,53 @@ class OrderBook:
                     partial, remaining = remaining, 0
                     break
             if not dry:
+                if gone:
+                    self._consume(levels, price, level, gone, takes_asks)
                 level.qty -= partial
-                self._consume(levels, price, level, consumed)
             if stop:
                 return matches, cancelled, True
             if not remaining:
                 break
         return matches, cancelled, False
 
-    def _prices(self, side: Side, limit: int | None, dry: bool) -> Iterator[int]:
-        """Opposite-side prices, best first, within `limit`. Live matching walks the heap (levels
-        it empties are gone by the next step); a dry run cannot empty them, so it sorts."""
-        if side is BUY:
+    def _prices(self, asks: bool, limit: int | None, dry: bool) -> Iterator[int]:
+        """Opposite-side prices, best first, within `limit`. Live matching reads the heap's top (a
+        level it empties is popped before the next step); a dry run cannot empty levels, so it sorts."""
+        if asks:
             levels, heap, sign = self.asks, self._ask_heap, 1
         else:
             levels, heap, sign = self.bids, self._bid_heap, -1
         if dry:
-            for price in sorted(levels, reverse=sign == -1):
-                if limit is not None and (price > limit if sign == 1 else price < limit):
+            for price in sorted(levels, reverse=not asks):
+                if limit is not None and (price > limit if asks else price < limit):
                     return
                 yield price
             return
         while heap:
             price = heap[0] * sign
-            if price not in levels:
-                heappop(heap)
-                continue
-            if limit is not None and (price > limit if sign == 1 else price < limit):
+            if limit is not None and (price > limit if asks else price < limit):
                 return
             yield price
 
-    @staticmethod
-    def _consume(levels: dict[int, Level], price: int, level: Level, consumed: int) -> None:
-        """Drop the first `consumed` queue entries: dead, matched in full, or cancelled."""
-        queue, live = level.queue, level.live
-        for _ in range(consumed):
-            token, maker = queue.popleft()
-            if live.get(maker.id) == token:
-                del live[maker.id]
-                level.qty -= maker.open_qty
-        if not live:
+    def _consume(self, levels: dict[int, Level], price: int, level: Level, gone: list[Order], asks: bool) -> None:
+        """Drop the orders a match took from the front of a level (matched in full, or cancelled).
+
+        A dict reuses the slots of deleted keys only when it grows, and iterating it steps over them
+        from the front, so a busy level whose front keeps being taken gets slower to match; once
+        matching took more than an eighth of it (plus some slack), it is rebuilt compact.
+        """
+        live = level.live
+        if len(gone) == len(live):
             del levels[price]
+            self._pop_emptied(not asks)
+            return
+        for maker in gone:
+            del live[maker.id]
+            level.qty -= maker.open_qty
+        level.taken += len(gone)
+        if level.taken > 32 + len(live) // 8:
+            level.live = dict(live.items())
+            level.taken = 0
 
     def depth(self, n: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         """Top `n` levels per side as (price, qty, order count), best first."""
@@ -236,6 +246,6 @@ class OrderBook:
 
     def resting(self) -> list[Order]:
         """Every resting order, bids then asks, each best price first, then time priority."""
-        out = [o for p in sorted(self.bids, reverse=True) for o in self.bids[p].orders()]
-        out += [o for p in sorted(self.asks) for o in self.asks[p].orders()]
+        out = [o for p in sorted(self.bids, reverse=True) for o in self.bids[p].live.values()]
+        out += [o for p in sorted(self.asks) for o in self.asks[p].live.values()]
         return out

@@ -4,6 +4,8 @@ from typing import TYPE_CHECKING
 
 from tradsys.engine.enums import OrderStatus, OrderType, Side, TimeInForce
 
+NEW = OrderStatus.NEW
+
 if TYPE_CHECKING:
     from tradsys.engine.account import Account
     from tradsys.engine.position import Position
@@ -47,7 +49,7 @@ class Order:
         self.open_qty = qty
         self.filled_qty = 0
         self.filled_cost = 0
-        self.status = OrderStatus.NEW
+        self.status = NEW
         self.post_only = post_only
         self.reduce_only = reduce_only
         self.client_id = client_id

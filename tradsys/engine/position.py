@@ -29,21 +29,25 @@ class Position:
         self.open_sell = 0
         """Lots in open orders, for position limits that count what could still fill."""
 
-    def apply(self, signed_qty: int, price: int) -> int:
-        """Book a fill of `signed_qty` lots at `price` ticks; returns the realized PnL it adds."""
+    def reduce(self, signed_qty: int, price: int) -> int:
+        """Book a fill of `signed_qty` lots at `price` ticks against the position (it shrinks,
+        closes or flips it); returns the realized PnL it adds. Fills that add to the position
+        realize nothing: the venue books those itself (qty and cost just add up)."""
         qty = self.qty
-        if qty == 0 or (qty > 0) == (signed_qty > 0):
-            self.qty = qty + signed_qty
-            self.cost += signed_qty * price
-            return 0
-        closing = min(abs(signed_qty), abs(qty))
-        released = self.cost * closing // abs(qty)
-        direction = 1 if qty > 0 else -1
-        pnl = direction * (closing * price) - released
-        self.cost -= released
-        self.qty = qty + signed_qty
-        if self.qty and (self.qty > 0) != (qty > 0):
-            self.cost = self.qty * price
+        if qty > 0:
+            closing = qty if -signed_qty > qty else -signed_qty
+            released = self.cost * closing // qty
+            pnl = closing * price - released
+        else:
+            closing = -qty if signed_qty > -qty else signed_qty
+            released = self.cost * closing // -qty
+            pnl = -(closing * price) - released
+        after = qty + signed_qty
+        self.qty = after
+        if after and (after > 0) != (qty > 0):
+            self.cost = after * price
+        else:
+            self.cost -= released
         self.realized += pnl
         return pnl
 

@@ -52,6 +52,8 @@ class Limits:
 
 
 class RiskLimits:
+    __slots__ = ("_values", "_cache")
+
     def __init__(self) -> None:
         self._values: dict[Scope, dict[str, Decimal | None]] = {(None, None): dict(DEFAULT_LIMITS)}
         self._cache: dict[tuple[str, str], Limits] = {}

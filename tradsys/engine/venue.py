@@ -41,6 +41,7 @@ FEE_SCALE = 1_000_000
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, MARKET, STOP, STOP_LIMIT = OrderType.LIMIT, OrderType.MARKET, OrderType.STOP, OrderType.STOP_LIMIT
 NEW, PARTIAL, FILLED = OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED
+CANCELLED, EXPIRED, REJECTED = OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED
 GTC, IOC, FOK, DAY, GTD = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.DAY, TimeInForce.GTD
 
 
@@ -63,6 +64,12 @@ class VenueConfig:
 
 
 class Venue:
+    __slots__ = (
+        "instruments", "books", "last", "orders", "accounts", "limits", "breakers", "halted", "kill_switch",
+        "kill_reason", "kill_changed_ns", "risk", "stp", "maker_rate", "taker_rate", "initial_balances", "now",
+        "_seen_ids", "_seq", "_trade_seq", "_expiries", "_stops",
+    )
+
     def __init__(self, instruments: Iterable[Instrument] = DEFAULT_INSTRUMENTS, config: VenueConfig | None = None) -> None:
         config = config or VenueConfig()
         self.instruments: dict[str, Instrument] = {i.symbol: i for i in instruments}
@@ -134,7 +141,7 @@ class Venue:
         try:
             acct = self._admit(order)
         except Rejected as rej:
-            order.status = OrderStatus.REJECTED
+            order.status = REJECTED
             out.append(OrderRejected(ts, order.id, order.account, rej.reason, rej.message))
             return out
         self._accept(order, acct, out)
@@ -149,7 +156,7 @@ class Venue:
         ts = self._clock(ts, out)
         order = self._open_order(order_id, account, "cancel", ts, out)
         if order is not None:
-            self._finish(order, OrderStatus.CANCELLED, "user", out)
+            self._finish(order, CANCELLED, "user", out)
         return out
 
     def cancel_all(self, ts: int = 0, account: str | None = None, symbol: str | None = None) -> list[Event]:
@@ -157,7 +164,7 @@ class Venue:
         self._clock(ts, out)
         for order in list(self.orders.values()):
             if (account is None or order.account == account) and (symbol is None or order.symbol == symbol):
-                self._finish(order, OrderStatus.CANCELLED, "user", out)
+                self._finish(order, CANCELLED, "user", out)
         return out
 
     def amend(
@@ -210,7 +217,7 @@ class Venue:
         self.kill_changed_ns = self.now
         if on:
             for order in list(self.orders.values()):
-                self._finish(order, OrderStatus.CANCELLED, "kill_switch", out)
+                self._finish(order, CANCELLED, "kill_switch", out)
         return out
 
     def set_limit(self, key: str, value: object, account: str | None = None, symbol: str | None = None) -> None:
@@ -233,28 +240,30 @@ class Venue:
             while expiries and expiries[0][0] <= ts:
                 _, _, order = heappop(expiries)
                 if order.status is NEW or order.status is PARTIAL:
-                    self._finish(order, OrderStatus.EXPIRED, "expired", out)
+                    self._finish(order, EXPIRED, "expired", out)
         return self.now
 
     def _admit(self, order: Order, dry_run: bool = False) -> Account:
-        """Every refusal a new order can meet, cheapest and most common checks first."""
+        """Every refusal a new order can meet. The order of the checks decides which reason an order
+        with several faults gets; what a plain limit order does not need branches off."""
         symbol = order.symbol
         inst = self.instruments.get(symbol)
         if inst is None:
             raise Rejected("unknown_symbol", f"unknown symbol {symbol!r}")
         if order.id in self._seen_ids:
             raise Rejected("duplicate_order_id", f"order id {order.id!r} was used before")
-        acct = self.accounts.get(order.account) or self.account(order.account)
+        account = order.account
+        acct = self.accounts.get(account) or self.account(account)
         if order.client_id is not None and order.client_id in acct.client_ids:
-            raise Rejected("duplicate_client_id", f"client id {order.client_id!r} was used before by {order.account}")
+            raise Rejected("duplicate_client_id", f"client id {order.client_id!r} was used before by {account}")
         if self.kill_switch:
             raise Rejected("kill_switch", "the kill switch is on: no new orders")
         if (self.halted and symbol in self.halted) or self.breakers[symbol].halted_until > self.now:
             raise Rejected(self.halt_reason(symbol) or "halted", f"{symbol} is halted")
-        qty, price, otype = order.qty, order.price, order.type
+        qty, price = order.qty, order.price
         if qty <= 0:
             raise Rejected("invalid_qty", "qty must be positive")
-        if otype is LIMIT and order.stop_price is None:
+        if order.type is LIMIT and order.stop_price is None:
             if price is None or price <= 0:
                 raise Rejected("invalid_price", "a limit order needs a positive price")
         else:
@@ -262,27 +271,31 @@ class Venue:
         if order.tif is not GTC or order.expire_ns is not None:
             self._admit_tif(order)
         pos = acct.positions.get(symbol)
-        if order.post_only or order.reduce_only:
+        reduce_only = order.reduce_only
+        if reduce_only or order.post_only:
             self._admit_flags(order, pos)
         if not self.risk:
             return acct
-        limits = self.limits.resolved(order.account, inst)
+        limits = self.limits.resolved(account, inst)
         if limits.rate is not None:
             self._throttle(acct, limits.rate, dry_run)
-        if not order.reduce_only:
+        if limits.loss is not None and not reduce_only:
             self._check_loss(acct, limits)
         if qty < inst.min_qty or qty > inst.max_qty:
             limit, name = (inst.min_qty, "min_qty") if qty < inst.min_qty else (inst.max_qty, "max_qty")
             raise Rejected(name, f"qty {inst.qty(qty)} is outside the {name.replace('_', ' ')} {inst.qty(limit)}")
-        if price is not None and limits.band_ppm is not None:
+        if price is None:
+            price = self._market_price(order, limits)
+            if price is None:
+                return acct
+        elif limits.band_ppm is not None:
             ref = self.reference_price(symbol) if order.stop_price is None else order.stop_price
             if ref is not None:
                 self._check_band(inst, limits, price, ref)
-        if price is None:
-            price = self._market_price(order, limits)
-        if price is not None and not order.reduce_only:
-            wallet = pos.wallet if pos is not None else acct.wallet(inst.quote)
-            self._check_size(inst, limits, pos, wallet, order.side, price, qty, qty, price * qty * inst.cash_mult)
+        if reduce_only:
+            return acct
+        wallet = pos.wallet if pos is not None else acct.wallet(inst.quote)
+        self._check_size(inst, limits, pos, wallet, order.side, price, qty, qty, price * qty * inst.cash_mult)
         return acct
 
     def _admit_type(self, order: Order) -> None:
@@ -400,26 +413,26 @@ class Venue:
     # -- acceptance and execution ----------------------------------------------------------
 
     def _accept(self, order: Order, acct: Account, out: list[Event]) -> None:
-        inst = self.instruments[order.symbol]
-        self._seen_ids.add(order.id)
+        oid, symbol = order.id, order.symbol
+        self._seen_ids.add(oid)
         if order.client_id is not None:
             acct.client_ids.add(order.client_id)
-        self._seq += 1
-        order.seq = self._seq
-        self.orders[order.id] = order
+        order.seq = self._seq = self._seq + 1
+        self.orders[oid] = order
         order.acct = acct
-        pos = order.pos = acct.positions.get(order.symbol) or acct.position(order.symbol, inst.quote)
+        pos = order.pos = acct.positions.get(symbol) or acct.position(symbol, self.instruments[symbol].quote)
+        qty = order.qty
         if order.side is BUY:
-            pos.open_buy += order.qty
+            pos.open_buy += qty
         else:
-            pos.open_sell += order.qty
+            pos.open_sell += qty
         if order.reduce_only:
             acct.reduce_only_open += 1
         else:
             price = order.price if order.price is not None else self._market_price(order, self._limits(order))
             if price is not None:
-                order.hold = hold = price * inst.cash_mult
-                pos.wallet.reserved += hold * order.qty
+                order.hold = hold = price * self.instruments[symbol].cash_mult
+                pos.wallet.reserved += hold * qty
         out.append(OrderAccepted(order.created_ns, order))
         if order.expire_ns is not None:
             heappush(self._expiries, (order.expire_ns, order.seq, order))
@@ -451,38 +464,38 @@ class Venue:
         self._execute(order, out)
 
     def _execute(self, order: Order, out: list[Event]) -> None:
-        symbol = order.symbol
-        book = self.books[symbol]
-        otype = order.type
-        rests = not (otype is MARKET or otype is STOP or order.tif is IOC or order.tif is FOK)
+        book = self.books[order.symbol]
+        otype, tif = order.type, order.tif
         if otype is LIMIT or otype is STOP_LIMIT:
             limit = order.price
+            rests = tif is not IOC and tif is not FOK
             if rests and not book.would_take(order.side, limit):
                 book.add(order)
                 return
         else:
+            rests = False
             limits = self._limits(order)
             limit = None if limits is None or limits.band_ppm is None else self._market_price(order, limits)
         reduce_cap = self._reduce_cap
-        if order.tif is FOK:
+        if tif is FOK:
             dry, _, _ = book.match(order, limit, self.stp, reduce_cap, dry=True)
             if sum(qty for _, _, qty in dry) < order.open_qty:
-                self._finish(order, OrderStatus.CANCELLED, "fok_unfilled", out)
+                self._finish(order, CANCELLED, "fok_unfilled", out)
                 return
         matches, cancelled, taker_stopped = book.match(order, limit, self.stp, reduce_cap)
         if matches or cancelled:
             self._fill(order, matches, cancelled, out)
         if order.open_qty:
             if taker_stopped:
-                self._finish(order, OrderStatus.CANCELLED, "self_trade", out)
+                self._finish(order, CANCELLED, "self_trade", out)
             elif rests:
                 book.add(order)
             else:
-                self._finish(order, OrderStatus.CANCELLED, "unfilled_remainder", out)
+                self._finish(order, CANCELLED, "unfilled_remainder", out)
         if matches:
-            stops = self._stops[symbol]
+            stops = self._stops[order.symbol]
             if stops[0] or stops[1]:
-                self._fire_stops(symbol, out)
+                self._fire_stops(order.symbol, out)
 
     def _reduce_cap(self, maker: Order, taker: Order, pending: list[tuple[Order, int, int]]) -> int:
         """How much a resting reduce-only order may still fill, counting this sweep's earlier matches."""
@@ -497,68 +510,84 @@ class Venue:
 
     def _fill(self, taker: Order, matches: list[tuple[Order, int, int]], cancelled: list[tuple[Order, str, int]],
               out: list[Event]) -> None:
-        """Book a taker's sweep in order: each match (order state, positions, fees, cash) and each
-        maker cancelled on the way; then last price, circuit breaker and reduce-only trimming."""
-        symbol = taker.symbol
-        inst = self.instruments[symbol]
-        mult = inst.cash_mult
-        now = self.now
-        day = now // DAY_NS
-        taker_rate, maker_rate = self.taker_rate, self.maker_rate
-        settle = self._settle
-        pending = iter(cancelled)
-        cancel = next(pending, None)
-        for index, (maker, price, qty) in enumerate(matches):
-            while cancel is not None and cancel[2] <= index:
-                self._finish(cancel[0], OrderStatus.CANCELLED, cancel[1], out)
-                cancel = next(pending, None)
-            notional = price * qty * mult
-            taker_fee = -((-notional * taker_rate) // FEE_SCALE)
-            maker_fee = -((-notional * maker_rate) // FEE_SCALE)
-            settle(taker, price, qty, taker_fee, mult, day)
-            settle(maker, price, qty, maker_fee, mult, day)
-            self._trade_seq += 1
-            out.append(OrderFilled(now, self._trade_seq, symbol, taker, maker, price, qty, taker_fee, maker_fee,
-                                   taker.open_qty, maker.open_qty))
-        while cancel is not None:
-            self._finish(cancel[0], OrderStatus.CANCELLED, cancel[1], out)
-            cancel = next(pending, None)
+        """Book a taker's sweep in order: each match and each maker cancelled on the way; then last
+        price, circuit breaker and reduce-only trimming."""
+        done = 0
+        for maker, reason, before in cancelled:
+            if before > done:
+                self._trades(taker, matches[done:before], out)
+                done = before
+            self._finish(maker, CANCELLED, reason, out)
+        if done < len(matches):
+            self._trades(taker, matches[done:] if done else matches, out)
         if not matches:
             return
-        for acct in dict.fromkeys([taker.acct, *(m.acct for m, _, _ in matches)]):
+        symbol = taker.symbol
+        for acct in dict.fromkeys([taker.acct, *[maker.acct for maker, _, _ in matches]]):
             if acct.reduce_only_open:
                 self._trim_reduce_only(acct, symbol, out)
         first, last = matches[0][1], matches[-1][1]
         self.last[symbol] = last
         breaker = self.breakers[symbol]
         if first != last:
-            breaker.on_trade(now, first)
-        breaker.on_trade(now, last)
+            breaker.on_trade(self.now, first)
+        breaker.on_trade(self.now, last)
 
-    def _settle(self, order: Order, price: int, qty: int, fee: int, mult: int, day: int) -> None:
-        order.open_qty -= qty
+    def _trades(self, taker: Order, matches: list[tuple[Order, int, int]], out: list[Event]) -> None:
+        """Each match: both orders' state, positions, fees and cash, and its fill event."""
+        symbol = taker.symbol
+        mult = self.instruments[symbol].cash_mult
+        now = self.now
+        day = now // DAY_NS
+        taker_rate, maker_rate = self.taker_rate, self.maker_rate
+        settle = self._settle
+        trade_id = self._trade_seq
+        for maker, price, qty in matches:
+            notional = price * qty * mult
+            taker_fee = -(-notional * taker_rate // FEE_SCALE)
+            maker_fee = -(-notional * maker_rate // FEE_SCALE)
+            settle(taker, price, qty, notional, taker_fee, mult, day)
+            settle(maker, price, qty, notional, maker_fee, mult, day)
+            trade_id += 1
+            out.append(OrderFilled(now, trade_id, symbol, taker, maker, price, qty, taker_fee, maker_fee,
+                                   taker.open_qty, maker.open_qty))
+        self._trade_seq = trade_id
+
+    def _settle(self, order: Order, price: int, qty: int, notional: int, fee: int, mult: int, day: int) -> None:
+        """One side of a match. Positions are margined at cost, so the wallet's margin follows |cost|;
+        a fill that adds to a position moves |cost| by exactly its notional (the cost basis always has
+        the position's sign)."""
+        open_qty = order.open_qty - qty
+        order.open_qty = open_qty
         order.filled_qty += qty
         order.filled_cost += price * qty
         order.updated_ns = self.now
-        acct = order.acct
         pos = order.pos
-        before = pos.cost if pos.cost >= 0 else -pos.cost
+        wallet = pos.wallet
+        held = pos.qty
         if order.side is BUY:
             pos.open_buy -= qty
-            realized = pos.apply(qty, price)
+            signed = qty
         else:
             pos.open_sell -= qty
-            realized = pos.apply(-qty, price)
+            signed = -qty
+        if held * signed >= 0:
+            pos.qty = held + signed
+            pos.cost += signed * price
+            wallet.margin += notional
+            cash = -fee
+        else:
+            before = abs(pos.cost)
+            cash = pos.reduce(signed, price) * mult - fee
+            wallet.margin += (abs(pos.cost) - before) * mult
         pos.fees += fee
-        cash = realized * mult - fee
-        wallet = pos.wallet
         wallet.balance += cash
-        wallet.margin += ((pos.cost if pos.cost >= 0 else -pos.cost) - before) * mult
         wallet.reserved -= order.hold * qty
+        acct = order.acct
         if acct.loss_day != day:
             acct.loss_day, acct.day_realized = day, 0
         acct.day_realized += cash
-        if order.open_qty:
+        if open_qty:
             order.status = PARTIAL
         else:
             order.status = FILLED
@@ -574,7 +603,7 @@ class Venue:
             if order.open_qty <= held:
                 continue
             if held == 0:
-                self._finish(order, OrderStatus.CANCELLED, "reduce_only", out)
+                self._finish(order, CANCELLED, "reduce_only", out)
             else:
                 self._shrink(order, held)
                 out.append(OrderAmended(self.now, order))
@@ -582,7 +611,7 @@ class Venue:
     def _shrink(self, order: Order, open_qty: int) -> None:
         """Lower open quantity in place, keeping priority, and release what the difference held."""
         delta = order.open_qty - open_qty
-        acct, pos = order.acct, order.pos
+        pos = order.pos
         if order.side is BUY:
             pos.open_buy -= delta
         else:
@@ -622,22 +651,22 @@ class Venue:
     def _finish(self, order: Order, status: OrderStatus, reason: str, out: list[Event]) -> None:
         """End an open order: out of the book, its holds and open quantity released."""
         self.books[order.symbol].discard(order)
-        acct, pos = order.acct, order.pos
+        pos, open_qty = order.pos, order.open_qty
         if order.side is BUY:
-            pos.open_buy -= order.open_qty
+            pos.open_buy -= open_qty
         else:
-            pos.open_sell -= order.open_qty
-        pos.wallet.reserved -= order.hold * order.open_qty
+            pos.open_sell -= open_qty
+        pos.wallet.reserved -= order.hold * open_qty
         if order.reduce_only:
-            acct.reduce_only_open -= 1
+            order.acct.reduce_only_open -= 1
         order.open_qty = 0
         order.status = status
-        order.updated_ns = self.now
+        order.updated_ns = now = self.now
         del self.orders[order.id]
-        if status is OrderStatus.EXPIRED:
-            out.append(OrderExpired(self.now, order))
+        if status is EXPIRED:
+            out.append(OrderExpired(now, order))
         else:
-            out.append(OrderCancelled(self.now, order, reason))
+            out.append(OrderCancelled(now, order, reason))
 
     # -- amend -----------------------------------------------------------------------------
 
@@ -680,7 +709,7 @@ class Venue:
         self._check_amend(order, new_price, new_open, new_stop)
         book.discard(order)
         delta = new_open - order.open_qty
-        acct, pos = order.acct, order.pos
+        pos = order.pos
         if order.side is BUY:
             pos.open_buy += delta
         else:
