@@ -212,3 +212,25 @@ def test_dry_run_does_not_count_own_orders_unless_allowed() -> None:
     assert fills(book, order("buy", 100, 2, "me"), STP.CANCEL_RESTING) == 1
     assert fills(book, order("buy", 100, 3, "me"), STP.ALLOW) == 3
     assert fills(book, order("buy", 100, 3, "me"), STP.CANCEL_TAKING) == 0
+
+
+def test_heap_of_best_prices_stays_bounded_under_level_churn() -> None:
+    """Levels created and emptied below the touch leave stale heap entries; they must not pile up."""
+    book = book_with(order("buy", 100, 1, oid="top"))
+    for i in range(5000):
+        deep = order("buy", 50 + i % 7, 1, oid=f"d{i}")
+        book.add(deep)
+        book.remove(deep)
+    assert len(book._bid_heap) <= 2 * len(book.bids) + 65
+    assert book.best_bid() == 100
+
+
+def test_recent_ids_forget_the_oldest() -> None:
+    from tradsys.engine.recent import RecentIds
+
+    ids = RecentIds(3)
+    for name in "abcd":
+        ids.add(name)
+    assert [n in ids for n in "abcd"] == [False, True, True, True]
+    ids.add("b")
+    assert len(ids) == 3

@@ -49,7 +49,7 @@ PRAGMAS = (
     ("journal_mode", "wal"),
     ("foreign_keys", 0),
     ("busy_timeout", BUSY_TIMEOUT_MS),
-    ("cache_size", -64_000),  # KiB, per connection
+    ("cache_size", -16_000),  # KiB, per connection: every reader thread has one, and it stays allocated
     ("temp_store", "memory"),
 )
 STATUSES = tuple(s.value for s in OrderStatus)

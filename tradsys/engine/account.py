@@ -6,6 +6,9 @@ moves only by realized PnL and fees, so equity = balance + unrealized PnL.
 """
 
 from tradsys.engine.position import Position
+from tradsys.engine.recent import RecentIds
+
+CLIENT_IDS = 100_000
 
 
 class Wallet:
@@ -36,7 +39,8 @@ class Account:
         self.id = id
         self.wallets = {ccy: Wallet(ccy, amount) for ccy, amount in balances.items()}
         self.positions: dict[str, Position] = {}
-        self.client_ids: set[str] = set()
+        self.client_ids = RecentIds(CLIENT_IDS)
+        """Client order ids used by this account, the most recent CLIENT_IDS of them."""
         self.rate_second = -1
         self.rate_count = 0
         self.loss_day = -1

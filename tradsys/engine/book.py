@@ -7,7 +7,7 @@ container on the add/cancel-heavy flow a venue sees; a heap's top is always a li
 (emptying the best level pops it at once), so reading the best price is one index.
 """
 
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from collections.abc import Callable, Iterator
 
 from tradsys.engine.enums import SelfTradePrevention, Side
@@ -74,12 +74,18 @@ class OrderBook:
             level = self.bids.get(price)
             if level is None:
                 level = self.bids[price] = Level()
-                heappush(self._bid_heap, -price)
+                heap = self._bid_heap
+                heappush(heap, -price)
+                if len(heap) > 2 * len(self.bids) + 64:
+                    self._bid_heap = _compact([-p for p in self.bids])
         else:
             level = self.asks.get(price)
             if level is None:
                 level = self.asks[price] = Level()
-                heappush(self._ask_heap, price)
+                heap = self._ask_heap
+                heappush(heap, price)
+                if len(heap) > 2 * len(self.asks) + 64:
+                    self._ask_heap = _compact(list(self.asks))
         level.live[order.id] = order
         level.qty += order.open_qty
 
@@ -249,3 +255,10 @@ class OrderBook:
         out = [o for p in sorted(self.bids, reverse=True) for o in self.bids[p].live.values()]
         out += [o for p in sorted(self.asks) for o in self.asks[p].live.values()]
         return out
+
+
+def _compact(keys: list[int]) -> list[int]:
+    """A heap of exactly the live levels. Levels emptied below the top leave stale heap entries
+    (lazy deletion); rebuilding once they outnumber the live ones keeps the heap bounded."""
+    heapify(keys)
+    return keys

@@ -32,9 +32,12 @@ from tradsys.engine.events import (
 from tradsys.engine.instrument import DEFAULT_INSTRUMENTS, Instrument, from_cash, to_cash, to_decimal
 from tradsys.engine.order import Order
 from tradsys.engine.position import Position
+from tradsys.engine.recent import RecentIds
 from tradsys.engine.risk import SECOND_NS, CircuitBreaker, Limits, RiskLimits
 
 DAY_NS = 86_400 * SECOND_NS
+SEEN_IDS = 1_000_000
+"""Order ids remembered for duplicate detection and `order_closed` answers (about 100 MB at most)."""
 FEE_SCALE = 1_000_000
 """Fee rates are integers in millionths (1 bp = 100), so 0.25 bp is representable exactly."""
 
@@ -67,7 +70,7 @@ class Venue:
     __slots__ = (
         "instruments", "books", "last", "orders", "accounts", "limits", "breakers", "halted", "kill_switch",
         "kill_reason", "kill_changed_ns", "risk", "stp", "maker_rate", "taker_rate", "initial_balances", "now",
-        "_seen_ids", "_seq", "_trade_seq", "_expiries", "_stops",
+        "_seen_ids", "_seq", "_trade_seq", "_expiries", "_stops", "_reduce_only_open",
     )
 
     def __init__(self, instruments: Iterable[Instrument] = DEFAULT_INSTRUMENTS, config: VenueConfig | None = None) -> None:
@@ -92,13 +95,15 @@ class Venue:
         balances = config.initial_balances if config.initial_balances is not None else {"USD": Decimal(1_000_000)}
         self.initial_balances = {ccy: to_cash(amount) for ccy, amount in balances.items()}
         self.now = 0
-        self._seen_ids: set[str] = set()
+        self._seen_ids = RecentIds(SEEN_IDS)
         self._seq = 0
         self._trade_seq = 0
         self._expiries: list[tuple[int, int, Order]] = []
         self._stops: dict[str, tuple[list[tuple[int, int, Order]], list[tuple[int, int, Order]]]] = {
             s: ([], []) for s in self.instruments
         }
+        self._reduce_only_open = 0
+        """Open reduce-only orders of all accounts: a sweep looks for some to trim only if there are any."""
         for symbol in self.instruments:
             self._reset_breaker(symbol)
 
@@ -428,6 +433,7 @@ class Venue:
             pos.open_sell += qty
         if order.reduce_only:
             acct.reduce_only_open += 1
+            self._reduce_only_open += 1
         else:
             price = order.price if order.price is not None else self._market_price(order, self._limits(order))
             if price is not None:
@@ -523,9 +529,10 @@ class Venue:
         if not matches:
             return
         symbol = taker.symbol
-        for acct in dict.fromkeys([taker.acct, *[maker.acct for maker, _, _ in matches]]):
-            if acct.reduce_only_open:
-                self._trim_reduce_only(acct, symbol, out)
+        if self._reduce_only_open:
+            for acct in dict.fromkeys([taker.acct, *[maker.acct for maker, _, _ in matches]]):
+                if acct.reduce_only_open:
+                    self._trim_reduce_only(acct, symbol, out)
         first, last = matches[0][1], matches[-1][1]
         self.last[symbol] = last
         breaker = self.breakers[symbol]
@@ -594,6 +601,7 @@ class Venue:
             del self.orders[order.id]
             if order.reduce_only:
                 acct.reduce_only_open -= 1
+                self._reduce_only_open -= 1
 
     def _trim_reduce_only(self, acct: Account, symbol: str, out: list[Event]) -> None:
         """Resting reduce-only orders may never add exposure: shrink or cancel them as the position shrinks."""
@@ -611,7 +619,7 @@ class Venue:
     def _shrink(self, order: Order, open_qty: int) -> None:
         """Lower open quantity in place, keeping priority, and release what the difference held."""
         delta = order.open_qty - open_qty
-        pos = order.pos
+        acct, pos = order.acct, order.pos
         if order.side is BUY:
             pos.open_buy -= delta
         else:
@@ -659,6 +667,7 @@ class Venue:
         pos.wallet.reserved -= order.hold * open_qty
         if order.reduce_only:
             order.acct.reduce_only_open -= 1
+            self._reduce_only_open -= 1
         order.open_qty = 0
         order.status = status
         order.updated_ns = now = self.now
@@ -709,7 +718,7 @@ class Venue:
         self._check_amend(order, new_price, new_open, new_stop)
         book.discard(order)
         delta = new_open - order.open_qty
-        pos = order.pos
+        acct, pos = order.acct, order.pos
         if order.side is BUY:
             pos.open_buy += delta
         else:
