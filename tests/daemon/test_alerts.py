@@ -105,3 +105,44 @@ def test_reject_window_counts_user_orders_only() -> None:
     window.on_commit(batch, FakeVenue(10 * S))
     assert window.ratio(10 * S) == pytest.approx(3 / 5)
     assert window.ratio(71 * S) == 0.0, "a minute later the window is empty"
+
+
+def test_webhook_posts_transitions_and_retries() -> None:
+    """The first POST fails (500), the retry lands; the caller never waits for either."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from tradsys.daemon.alerts import Webhook
+
+    received: list[dict] = []
+    attempts: list[int] = []
+    done = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            attempts.append(1)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if len(attempts) == 1:
+                self.send_response(500)
+                self.end_headers()
+                return
+            received.append(body)
+            self.send_response(204)
+            self.end_headers()
+            done.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = Webhook(f"http://127.0.0.1:{server.server_port}/alerts", retries=3, timeout=2)
+    try:
+        hook.send({"id": "kill_switch_on", "rule": "kill_switch_on", "state": "firing"})
+        assert done.wait(10), "the retry never arrived"
+        assert received == [{"id": "kill_switch_on", "rule": "kill_switch_on", "state": "firing"}]
+        assert len(attempts) == 2
+    finally:
+        hook.close()
+        server.shutdown()
