@@ -234,3 +234,8 @@ def test_recent_ids_forget_the_oldest() -> None:
     assert [n in ids for n in "abcd"] == [False, True, True, True]
     ids.add("b")
     assert len(ids) == 3
+    import pickle
+
+    again = pickle.loads(pickle.dumps(ids))
+    again.add("e")
+    assert sorted(again) == ["c", "d", "e"], "a snapshot keeps the ids and their age"
