@@ -16,7 +16,7 @@ import grpc
 import jwt
 
 from tradsys.daemon.config import resolve_home
-from tradsys.proto import alerts_pb2_grpc, marketdata_pb2_grpc, orders_pb2_grpc, risk_pb2_grpc
+from tradsys.proto import alerts_pb2_grpc, marketdata_pb2_grpc, orders_pb2_grpc, risk_pb2_grpc, strategy_pb2_grpc
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 0, 1, 2, 3, 4
 DEFAULT_HOST = "127.0.0.1"
@@ -130,6 +130,7 @@ class Client:
         self.market = marketdata_pb2_grpc.MarketDataServiceStub(self.channel)
         self.risk = risk_pb2_grpc.RiskServiceStub(self.channel)
         self.alerts = alerts_pb2_grpc.AlertServiceStub(self.channel)
+        self.strategy = strategy_pb2_grpc.StrategyServiceStub(self.channel)
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

@@ -1,67 +1,30 @@
 """`tradsys strategy list|start|stop|status`: live strategies in the running daemon, over gRPC.
 
-The daemon is found from HOME/daemon.pid (or `--target host:port`); the token is $TRADSYS_TOKEN,
-`--token`, or HOME/admin.token.
+The daemon, token and exit codes are the CLI's usual ones (`tradsys.cli.client`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Annotated, Any
 
-import grpc
 import typer
 from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
 
-from tradsys.daemon import process
-from tradsys.daemon.config import resolve_home
+from tradsys.cli.client import Client
+from tradsys.cli.output import handle_errors
 from tradsys.engine.strategy import ParamError, parse_assignments
 from tradsys.proto import strategy_pb2 as pb
-from tradsys.proto import strategy_pb2_grpc as pb_grpc
 
 strategy_app = typer.Typer(help="Run strategies live inside the daemon.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
 
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="State directory (default: $TRADSYS_HOME or ~/.tradsys).")]
-TargetOpt = Annotated[str | None, typer.Option("--target", help="Daemon gRPC address (default: from HOME/daemon.pid).")]
-TokenOpt = Annotated[str | None, typer.Option("--token", help="Bearer token (default: $TRADSYS_TOKEN or HOME/admin.token).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 TYPE_NAMES = {pb.ParamSpec.TYPE_STRING: "string", pb.ParamSpec.TYPE_INT: "int", pb.ParamSpec.TYPE_DECIMAL: "decimal",
               pb.ParamSpec.TYPE_BOOL: "bool", pb.ParamSpec.TYPE_DURATION: "duration"}
-
-
-def _stub(home: Path | None, target: str | None, token: str | None) -> tuple[pb_grpc.StrategyServiceStub, Any]:
-    root = resolve_home(home)
-    if target is None:
-        info = process.read_pid(root)
-        if info is None:
-            err.print(f"[red]error:[/] the daemon is not running (home {root}); start it with `tradsys daemon start`")
-            raise typer.Exit(3)
-        target = info["grpc"]
-    token = token or os.environ.get("TRADSYS_TOKEN")
-    if token is None:
-        try:
-            token = (root / "admin.token").read_text().strip()
-        except FileNotFoundError:
-            err.print(f"[red]error:[/] no token: pass --token or set TRADSYS_TOKEN ({root / 'admin.token'} not found)")
-            raise typer.Exit(2) from None
-    channel = grpc.insecure_channel(target)
-    return pb_grpc.StrategyServiceStub(channel), (("authorization", f"Bearer {token}"),)
-
-
-def _call(fn: Any, request: Any, metadata: Any) -> Any:
-    try:
-        return fn(request, metadata=metadata, timeout=10)
-    except grpc.RpcError as exc:
-        code = exc.code()
-        err.print(f"[red]error:[/] {exc.details()} ({code.name if code else 'error'})")
-        raise typer.Exit(4 if code is grpc.StatusCode.NOT_FOUND else 2 if code is grpc.StatusCode.INVALID_ARGUMENT
-                         else 1) from None
 
 
 def _doc(message: Any) -> dict[str, Any]:
@@ -81,10 +44,11 @@ def _status_table(statuses: list[Any], title: str = "Strategies") -> Table:
 
 
 @strategy_app.command("list")
-def list_kinds(home: HomeOpt = None, target: TargetOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+@handle_errors
+def list_kinds(as_json: JsonOpt = False) -> None:
     """The strategies the daemon can run, with their parameters."""
-    stub, md = _stub(home, target, token)
-    reply = _call(stub.ListStrategies, pb.ListStrategiesRequest(), md)
+    client = Client()
+    reply = client.call(client.strategy.ListStrategies, pb.ListStrategiesRequest())
     if as_json:
         typer.echo(json.dumps(_doc(reply)))
         return
@@ -99,12 +63,13 @@ def list_kinds(home: HomeOpt = None, target: TargetOpt = None, token: TokenOpt =
 
 
 @strategy_app.command()
+@handle_errors
 def start(
     kind: Annotated[str, typer.Argument(help="Strategy name (see `tradsys strategy list`).")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE (repeatable).")] = None,
     account: Annotated[str, typer.Option("--account", help="Account to trade for (default: strategy-<id>).")] = "",
     symbol: Annotated[list[str] | None, typer.Option("--symbol", help="Symbol(s) to run on (repeatable).")] = None,
-    home: HomeOpt = None, target: TargetOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Start a strategy in the daemon. Example: tradsys strategy start market_making --param spread_bps=8"""
     try:
@@ -112,9 +77,9 @@ def start(
     except ParamError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    stub, md = _stub(home, target, token)
-    reply = _call(stub.StartStrategy, pb.StartStrategyRequest(kind=kind, params=params, account=account,
-                                                                symbols=symbol or []), md)
+    client = Client()
+    reply = client.call(client.strategy.StartStrategy, pb.StartStrategyRequest(kind=kind, params=params, account=account,
+                                                                symbols=symbol or []))
     if as_json:
         typer.echo(json.dumps(_doc(reply.status)))
     else:
@@ -122,13 +87,14 @@ def start(
 
 
 @strategy_app.command()
+@handle_errors
 def stop(
     id: Annotated[str, typer.Argument(help="Instance id.")],
-    home: HomeOpt = None, target: TargetOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Stop a strategy and cancel its open orders."""
-    stub, md = _stub(home, target, token)
-    reply = _call(stub.StopStrategy, pb.StopStrategyRequest(id=id), md)
+    client = Client()
+    reply = client.call(client.strategy.StopStrategy, pb.StopStrategyRequest(id=id))
     if as_json:
         typer.echo(json.dumps(_doc(reply.status)))
     else:
@@ -136,16 +102,17 @@ def stop(
 
 
 @strategy_app.command()
+@handle_errors
 def status(
     id: Annotated[str | None, typer.Argument(help="Instance id (default: all).")] = None,
-    home: HomeOpt = None, target: TargetOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """State, position and PnL of one instance, or of all of them."""
-    stub, md = _stub(home, target, token)
+    client = Client()
     if id is None:
-        statuses = list(_call(stub.ListRunning, pb.ListRunningRequest(), md).strategies)
+        statuses = list(client.call(client.strategy.ListRunning, pb.ListRunningRequest()).strategies)
     else:
-        statuses = [_call(stub.GetStrategyStatus, pb.GetStrategyStatusRequest(id=id), md).status]
+        statuses = [client.call(client.strategy.GetStrategyStatus, pb.GetStrategyStatusRequest(id=id)).status]
     if as_json:
         typer.echo(json.dumps([_doc(s) for s in statuses] if id is None else _doc(statuses[0])))
     else:
