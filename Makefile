@@ -1,5 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-# Each creates .venv/ when missing and (re)installs the project when its inputs change.
+# Each creates .venv/ when missing and (re)installs the project when its inputs change (the protos, or
+# the engine sources that the install compiles with mypyc).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +12,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml setup.py $(wildcard proto/*.proto)
+$(STAMP): $(PY) pyproject.toml setup.py $(wildcard proto/*.proto) $(wildcard tradsys/engine/*.py)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -26,4 +27,4 @@ bench: $(STAMP)
 	$(PY) bench/engine.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info *.so tradsys/engine/*.so

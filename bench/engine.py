@@ -16,7 +16,7 @@ import random
 import time
 from decimal import Decimal
 
-from tradsys.engine import Order, OrderType, Side, TimeInForce, Venue, VenueConfig
+from tradsys.engine import COMPILED, Order, OrderType, Side, TimeInForce, Venue, VenueConfig
 
 MS = 1_000_000
 MARKET, IOC, GTC = OrderType.MARKET, TimeInForce.IOC, TimeInForce.GTC
@@ -117,6 +117,7 @@ def main() -> None:
     latencies.sort()
     fills = venue._trade_seq
     print(f"machine: {platform.processor() or platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
+    print(f"engine: {'compiled with mypyc' if COMPILED else 'plain Python (TRADSYS_PURE, or not installed)'}")
     print(f"commands: {len(commands):,}  fills: {fills:,}  open orders at end: {len(venue.orders):,}")
     gc_mode = f"gc {args.gc}" if thresholds else "gc off"
     print(f"throughput: {len(commands) / elapsed:,.0f} commands/s (risk on, {gc_mode}, {elapsed:.2f} s)")

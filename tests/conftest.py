@@ -15,6 +15,20 @@ import grpc
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test stale code: an editable install runs the engine's compiled extensions, which
+    keep the old code after their source changed until the project is reinstalled."""
+    engine = Path(__file__).resolve().parents[1] / "tradsys" / "engine"
+    stale = [
+        source.name for ext in engine.glob("*.so")
+        if (source := ext.with_name(ext.name.split(".")[0] + ".py")).exists()
+        and source.stat().st_mtime > ext.stat().st_mtime
+    ]
+    if stale:
+        raise pytest.UsageError(f"the compiled engine is older than {', '.join(stale)}: run `make test` "
+                                "(or `pip install -e .`) to rebuild it, or delete tradsys/engine/*.so")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -225,17 +225,22 @@ def test_heap_of_best_prices_stays_bounded_under_level_churn() -> None:
     assert book.best_bid() == 100
 
 
-def test_recent_ids_forget_the_oldest() -> None:
+def test_recent_ids_remember_the_last_limit_and_forget_older() -> None:
+    import pickle
+
     from tradsys.engine.recent import RecentIds
 
     ids = RecentIds(3)
-    for name in "abcd":
+    names = [f"id{i}" for i in range(20)]
+    for k, name in enumerate(names):
         ids.add(name)
-    assert [n in ids for n in "abcd"] == [False, True, True, True]
-    ids.add("b")
-    assert len(ids) == 3
-    import pickle
-
+        assert all(n in ids for n in names[max(0, k - 2):k + 1]), "the last `limit` are always known"
+        assert not any(n in ids for n in names[:max(0, k - 5)]), "nothing older than twice the limit"
+        assert min(k + 1, 3) <= len(ids) <= 6
+    ids.add("id18")
+    assert sorted(ids) == sorted(set(ids)), "an id added again is counted once"
     again = pickle.loads(pickle.dumps(ids))
-    again.add("e")
-    assert sorted(again) == ["c", "d", "e"], "a snapshot keeps the ids and their age"
+    assert sorted(again) == sorted(ids)
+    again.add("x")
+    ids.add("x")
+    assert sorted(again) == sorted(ids), "a snapshot keeps the ids and their generation"

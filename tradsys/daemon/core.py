@@ -340,11 +340,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _replace_state(venue: Venue, durable: Venue) -> None:
-    """Make `venue` hold `durable`'s state, in place (slots or a __dict__, whichever the class has)."""
-    for cls in type(durable).__mro__:
-        for name in getattr(cls, "__slots__", ()):
-            if hasattr(durable, name):
-                setattr(venue, name, getattr(durable, name))
-    if hasattr(durable, "__dict__"):
-        venue.__dict__.clear()
-        venue.__dict__.update(durable.__dict__)
+    """Make `venue` hold `durable`'s state, in place: the compiled engine lists its attributes in
+    `__mypyc_attrs__`, plain Python in `__slots__`."""
+    for name in getattr(Venue, "__mypyc_attrs__", None) or Venue.__slots__:
+        if hasattr(durable, name):
+            setattr(venue, name, getattr(durable, name))

@@ -1,5 +1,7 @@
 """The trading engine: pure, synchronous, deterministic. No I/O, no clocks, no threads."""
 
+from types import FunctionType
+
 from tradsys.engine.bars import Bar, BarAggregator, format_interval, parse_interval
 from tradsys.engine.book import OrderBook
 from tradsys.engine.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
@@ -20,8 +22,11 @@ from tradsys.engine.position import Position
 from tradsys.engine.risk import DEFAULT_LIMITS, RiskLimits
 from tradsys.engine.venue import Venue, VenueConfig
 
+COMPILED = not isinstance(Venue.place, FunctionType)
+"""True when the install compiled the engine with mypyc (setup.py); False for plain Python."""
+
 __all__ = [
-    "Bar", "BarAggregator", "DEFAULT_INSTRUMENTS", "DEFAULT_LIMITS", "Event", "Instrument", "Order",
+    "COMPILED", "Bar", "BarAggregator", "DEFAULT_INSTRUMENTS", "DEFAULT_LIMITS", "Event", "Instrument", "Order",
     "OrderAccepted", "OrderAmended", "OrderBook", "OrderCancelled", "OrderExpired", "OrderFilled",
     "OrderRejected", "OrderStatus", "OrderTriggered", "OrderType", "Position", "Rejected", "RiskLimits",
     "SelfTradePrevention", "Side", "TimeInForce", "Venue", "VenueConfig", "format_interval", "parse_interval",

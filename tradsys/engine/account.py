@@ -5,12 +5,15 @@ ties up its notional at its limit price (market orders: at the edge of the price
 moves only by realized PnL and fees, so equity = balance + unrealized PnL.
 """
 
+from mypy_extensions import mypyc_attr
+
 from tradsys.engine.position import Position
 from tradsys.engine.recent import RecentIds
 
-CLIENT_IDS = 100_000
+CLIENT_IDS = 50_000
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Wallet:
     """Cash in one currency, in 1e-8 units."""
 
@@ -29,6 +32,7 @@ class Wallet:
         return self.balance - self.reserved - self.margin
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Account:
     __slots__ = (
         "id", "wallets", "positions", "client_ids", "rate_second", "rate_count", "loss_day",
@@ -40,7 +44,7 @@ class Account:
         self.wallets = {ccy: Wallet(ccy, amount) for ccy, amount in balances.items()}
         self.positions: dict[str, Position] = {}
         self.client_ids = RecentIds(CLIENT_IDS)
-        """Client order ids used by this account, the most recent CLIENT_IDS of them."""
+        """Client order ids used by this account: at least the last CLIENT_IDS of them."""
         self.rate_second = -1
         self.rate_count = 0
         self.loss_day = -1

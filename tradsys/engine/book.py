@@ -9,16 +9,20 @@ container on the add/cancel-heavy flow a venue sees; a heap's top is always a li
 
 from heapq import heapify, heappop, heappush
 from collections.abc import Callable, Iterator
+from typing import Final
+
+from mypy_extensions import mypyc_attr
 
 from tradsys.engine.enums import SelfTradePrevention, Side
 from tradsys.engine.order import Order
 
-BUY = Side.BUY
-ALLOW, CANCEL_TAKING, CANCEL_BOTH = (
-    SelfTradePrevention.ALLOW, SelfTradePrevention.CANCEL_TAKING, SelfTradePrevention.CANCEL_BOTH,
-)
+BUY: Final = Side.BUY
+ALLOW: Final = SelfTradePrevention.ALLOW
+CANCEL_TAKING: Final = SelfTradePrevention.CANCEL_TAKING
+CANCEL_BOTH: Final = SelfTradePrevention.CANCEL_BOTH
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Level:
     """Orders at one price: `live` maps each resting order's id to it, oldest first."""
 
@@ -34,6 +38,7 @@ class Level:
         return list(self.live.values())
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class OrderBook:
     __slots__ = ("symbol", "bids", "asks", "_bid_heap", "_ask_heap")
 
@@ -70,6 +75,7 @@ class OrderBook:
     def add(self, order: Order) -> None:
         """Rest an order at the back of its price level."""
         price = order.price
+        assert price is not None, "only priced orders rest"
         if order.side is BUY:
             level = self.bids.get(price)
             if level is None:
@@ -96,7 +102,10 @@ class OrderBook:
 
     def contains(self, order: Order) -> bool:
         """False for orders that do not rest here, e.g. a taker being matched or a pending stop."""
-        level = (self.bids if order.side is BUY else self.asks).get(order.price)
+        price = order.price
+        if price is None:
+            return False
+        level = (self.bids if order.side is BUY else self.asks).get(price)
         return level is not None and level.live.get(order.id) is order
 
     def discard(self, order: Order) -> bool:
@@ -104,6 +113,8 @@ class OrderBook:
         buy = order.side is BUY
         levels = self.bids if buy else self.asks
         price = order.price
+        if price is None:
+            return False
         level = levels.get(price)
         if level is None:
             return False
@@ -122,6 +133,7 @@ class OrderBook:
     def reduce(self, order: Order, open_qty: int) -> None:
         """Lower a resting order's open quantity in place: it keeps its time priority."""
         levels = self.bids if order.side is BUY else self.asks
+        assert order.price is not None, "only priced orders rest"
         levels[order.price].qty -= order.open_qty - open_qty
         order.open_qty = open_qty
 

@@ -1,67 +1,89 @@
-"""Past-tense facts the venue emits. The event stream is the truth; state can be rebuilt from it."""
+"""Past-tense facts the venue emits. The event stream is the truth; state can be rebuilt from it.
 
-from dataclasses import dataclass
+Plain slotted classes with hand-written constructors rather than dataclasses: compiled, a
+dataclass keeps the interpreted `__init__` that the dataclasses module generates, and the venue
+creates one of these for every accepted order and every fill.
+"""
 
 from tradsys.engine.order import Order
 
 
-@dataclass(slots=True)
 class OrderAccepted:
-    ts: int
-    order: Order
+    __slots__ = ("ts", "order")
+
+    def __init__(self, ts: int, order: Order) -> None:
+        self.ts = ts
+        self.order = order
 
 
-@dataclass(slots=True)
 class OrderRejected:
-    ts: int
-    order_id: str
-    account: str
-    reason: str
-    message: str
-    op: str = "new"
+    __slots__ = ("ts", "order_id", "account", "reason", "message", "op")
+
+    def __init__(self, ts: int, order_id: str, account: str, reason: str, message: str, op: str = "new") -> None:
+        self.ts = ts
+        self.order_id = order_id
+        self.account = account
+        self.reason = reason
+        self.message = message
+        self.op = op
 
 
-@dataclass(slots=True)
 class OrderFilled:
     """One match between a taker and a resting maker, at the maker's price."""
 
-    ts: int
-    trade_id: int
-    symbol: str
-    taker: Order
-    maker: Order
-    price: int
-    qty: int
-    taker_fee: int
-    maker_fee: int
-    taker_open: int
-    """Open quantities right after this match: the orders themselves keep changing within a command."""
-    maker_open: int
+    __slots__ = (
+        "ts", "trade_id", "symbol", "taker", "maker", "price", "qty", "taker_fee", "maker_fee", "taker_open", "maker_open",
+    )
+
+    def __init__(
+        self, ts: int, trade_id: int, symbol: str, taker: Order, maker: Order, price: int, qty: int, taker_fee: int,
+        maker_fee: int, taker_open: int, maker_open: int,
+    ) -> None:
+        self.ts = ts
+        self.trade_id = trade_id
+        self.symbol = symbol
+        self.taker = taker
+        self.maker = maker
+        self.price = price
+        self.qty = qty
+        self.taker_fee = taker_fee
+        self.maker_fee = maker_fee
+        self.taker_open = taker_open
+        """Open quantities right after this match: the orders themselves keep changing within a command."""
+        self.maker_open = maker_open
 
 
-@dataclass(slots=True)
 class OrderCancelled:
-    ts: int
-    order: Order
-    reason: str
+    __slots__ = ("ts", "order", "reason")
+
+    def __init__(self, ts: int, order: Order, reason: str) -> None:
+        self.ts = ts
+        self.order = order
+        self.reason = reason
 
 
-@dataclass(slots=True)
 class OrderExpired:
-    ts: int
-    order: Order
+    __slots__ = ("ts", "order")
+
+    def __init__(self, ts: int, order: Order) -> None:
+        self.ts = ts
+        self.order = order
 
 
-@dataclass(slots=True)
 class OrderAmended:
-    ts: int
-    order: Order
+    __slots__ = ("ts", "order")
+
+    def __init__(self, ts: int, order: Order) -> None:
+        self.ts = ts
+        self.order = order
 
 
-@dataclass(slots=True)
 class OrderTriggered:
-    ts: int
-    order: Order
+    __slots__ = ("ts", "order")
+
+    def __init__(self, ts: int, order: Order) -> None:
+        self.ts = ts
+        self.order = order
 
 
 Event = OrderAccepted | OrderRejected | OrderFilled | OrderCancelled | OrderExpired | OrderAmended | OrderTriggered

@@ -3,10 +3,11 @@
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Final
 
 from tradsys.engine.errors import Rejected
 
-CASH_SCALE = 10**8
+CASH_SCALE: Final = 10**8
 """Cash amounts are integers in 1e-8 of the currency: exact, and fine enough for every default instrument."""
 
 
@@ -66,6 +67,10 @@ class Instrument:
             raise ValueError(f"{self.symbol}: tick*lot must be a multiple of 1e-8")
         object.__setattr__(self, "cash_mult", int(mult))
         object.__setattr__(self, "_parsed", {})
+
+    def __reduce__(self) -> tuple[type["Instrument"], tuple[str, str, str, Decimal, Decimal, int, int]]:
+        """Pickle (engine snapshots) by construction: compiled, the default would assign the frozen fields."""
+        return Instrument, (self.symbol, self.base, self.quote, self.tick_size, self.lot_size, self.min_qty, self.max_qty)
 
     def price_to_ticks(self, value: object) -> int:
         if type(value) is str:

@@ -1,16 +1,19 @@
 """The order as the venue tracks it: integer ticks and lots, mutable as it fills."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+from mypy_extensions import mypyc_attr
 
 from tradsys.engine.enums import OrderStatus, OrderType, Side, TimeInForce
 
-NEW = OrderStatus.NEW
+NEW: Final = OrderStatus.NEW
 
 if TYPE_CHECKING:
     from tradsys.engine.account import Account
     from tradsys.engine.position import Position
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Order:
     """A live or finished order. Slotted and hand-written: it is created on every command."""
 
@@ -19,6 +22,9 @@ class Order:
         "open_qty", "filled_qty", "filled_cost", "status", "post_only", "reduce_only",
         "client_id", "expire_ns", "created_ns", "updated_ns", "triggered", "seq", "hold", "acct", "pos",
     )
+    acct: "Account"
+    pos: "Position"
+    """Set when the venue accepts the order (fills touch both); a rejected order has neither."""
 
     def __init__(
         self,
@@ -60,9 +66,6 @@ class Order:
         self.seq = 0
         self.hold = 0
         """Cash (1e-8 units) held back per open lot while the order is open."""
-        self.acct: Account | None = None
-        self.pos: Position | None = None
-        """The venue links an accepted order to its account and position: fills touch both."""
 
     @property
     def is_open(self) -> bool:

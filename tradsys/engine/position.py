@@ -2,10 +2,13 @@
 
 from typing import TYPE_CHECKING
 
+from mypy_extensions import mypyc_attr
+
 if TYPE_CHECKING:
     from tradsys.engine.account import Wallet
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Position:
     """Signed quantity and its cost basis; realized PnL is booked when exposure is reduced.
 

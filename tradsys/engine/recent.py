@@ -1,36 +1,40 @@
 """A bounded memory of ids, for duplicate detection that a long-running venue can afford."""
 
-from collections import deque
+from collections.abc import Iterator
+
+from mypy_extensions import mypyc_attr
 
 
-class RecentIds(set[str]):
-    """The last `limit` ids added. An id older than that is forgotten: a venue that assigns its
-    own increasing ids never repeats one, and a replayed command stream may reuse an id only after
-    `limit` newer ones. A set itself, so that the membership test on every new order stays in C."""
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
+class RecentIds:
+    """Remembers at least the last `limit` ids added, and never more than twice that.
 
-    __slots__ = ("limit", "_order")
+    Two generations of sets: when the newer one holds `limit` ids it becomes the older one and
+    the older one is dropped. Adding and testing stay one or two set operations, with no
+    per-id bookkeeping of age. A venue that assigns its own increasing ids never repeats one,
+    and a replayed command stream may reuse an id only after `limit` newer ones.
+    """
+
+    __slots__ = ("limit", "_new", "_old")
 
     def __init__(self, limit: int) -> None:
-        super().__init__()
         self.limit = limit
-        self._order: deque[str] = deque()
+        self._new: set[str] = set()
+        self._old: set[str] = set()
+
+    def __contains__(self, item: str) -> bool:
+        return item in self._new or item in self._old
+
+    def __len__(self) -> int:
+        return len(self._new) + len(self._old - self._new)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._old - self._new
+        yield from self._new
 
     def add(self, item: str) -> None:
-        if item in self:
-            return
-        super().add(item)
-        self._order.append(item)
-        if len(self._order) > self.limit:
-            self.discard(self._order.popleft())
-
-    def __reduce__(self) -> tuple:
-        """Pickle (engine snapshots) as the limit and the ids oldest first: set's own reduce would
-        call __init__ with the ids and lose them."""
-        return _restore, (self.limit, list(self._order))
-
-
-def _restore(limit: int, ids: list[str]) -> RecentIds:
-    restored = RecentIds(limit)
-    for item in ids:
-        restored.add(item)
-    return restored
+        new = self._new
+        new.add(item)
+        if len(new) >= self.limit:
+            self._old = new
+            self._new = set()

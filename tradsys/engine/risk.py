@@ -8,11 +8,14 @@ and converted once and cached until the next change.
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Final
+
+from mypy_extensions import mypyc_attr
 
 from tradsys.engine.errors import Rejected
 from tradsys.engine.instrument import CASH_SCALE, Instrument, to_decimal
 
-SECOND_NS = 1_000_000_000
+SECOND_NS: Final = 1_000_000_000
 
 DEFAULT_LIMITS: dict[str, Decimal | None] = {
     "max_order_notional": Decimal(1_000_000),
@@ -40,7 +43,8 @@ LIMIT_DOCS: dict[str, str] = {
 Scope = tuple[str | None, str | None]
 
 
-@dataclass(slots=True)
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
+@dataclass
 class Limits:
     """Resolved limits for one (account, symbol), in engine units; None = unlimited."""
 
@@ -51,6 +55,7 @@ class Limits:
     loss: int | None
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class RiskLimits:
     __slots__ = ("_values", "_cache")
 
@@ -113,6 +118,7 @@ class RiskLimits:
         )
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class CircuitBreaker:
     """Halts an instrument when its trade prices within a rolling window span more than a limit.
 

@@ -13,7 +13,9 @@ expire it -> trigger stop orders that the new last price crossed.
 from dataclasses import dataclass
 from decimal import Decimal
 from heapq import heappop, heappush
-from typing import Iterable
+from typing import Final, Iterable
+
+from mypy_extensions import mypyc_attr
 
 from tradsys.engine.account import Account, Wallet
 from tradsys.engine.book import OrderBook
@@ -35,17 +37,31 @@ from tradsys.engine.position import Position
 from tradsys.engine.recent import RecentIds
 from tradsys.engine.risk import SECOND_NS, CircuitBreaker, Limits, RiskLimits
 
-DAY_NS = 86_400 * SECOND_NS
-SEEN_IDS = 1_000_000
-"""Order ids remembered for duplicate detection and `order_closed` answers (about 100 MB at most)."""
-FEE_SCALE = 1_000_000
+DAY_NS: Final = 86_400 * SECOND_NS
+SEEN_IDS: Final = 500_000
+"""Order ids remembered for duplicate detection and `order_closed` answers: at least this many, at
+most twice (about 100 MB)."""
+FEE_SCALE: Final = 1_000_000
 """Fee rates are integers in millionths (1 bp = 100), so 0.25 bp is representable exactly."""
 
-BUY, SELL = Side.BUY, Side.SELL
-LIMIT, MARKET, STOP, STOP_LIMIT = OrderType.LIMIT, OrderType.MARKET, OrderType.STOP, OrderType.STOP_LIMIT
-NEW, PARTIAL, FILLED = OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED
-CANCELLED, EXPIRED, REJECTED = OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED
-GTC, IOC, FOK, DAY, GTD = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.DAY, TimeInForce.GTD
+# Final: compiled, these are C statics instead of module dict lookups on every use.
+BUY: Final = Side.BUY
+SELL: Final = Side.SELL
+LIMIT: Final = OrderType.LIMIT
+MARKET: Final = OrderType.MARKET
+STOP: Final = OrderType.STOP
+STOP_LIMIT: Final = OrderType.STOP_LIMIT
+NEW: Final = OrderStatus.NEW
+PARTIAL: Final = OrderStatus.PARTIALLY_FILLED
+FILLED: Final = OrderStatus.FILLED
+CANCELLED: Final = OrderStatus.CANCELLED
+EXPIRED: Final = OrderStatus.EXPIRED
+REJECTED: Final = OrderStatus.REJECTED
+GTC: Final = TimeInForce.GTC
+IOC: Final = TimeInForce.IOC
+FOK: Final = TimeInForce.FOK
+DAY: Final = TimeInForce.DAY
+GTD: Final = TimeInForce.GTD
 
 
 def fee_rate(bps: object) -> int:
@@ -56,7 +72,7 @@ def fee_rate(bps: object) -> int:
     return int(rate)
 
 
-@dataclass(slots=True)
+@dataclass
 class VenueConfig:
     maker_fee_bps: Decimal = Decimal("1")
     taker_fee_bps: Decimal = Decimal("5")
@@ -66,6 +82,7 @@ class VenueConfig:
     stp: SelfTradePrevention = SelfTradePrevention.CANCEL_RESTING
 
 
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class Venue:
     __slots__ = (
         "instruments", "books", "last", "orders", "accounts", "limits", "breakers", "halted", "kill_switch",
@@ -329,9 +346,10 @@ class Venue:
 
     def _admit_flags(self, order: Order, pos: Position | None) -> None:
         if order.post_only:
-            if order.type is not LIMIT or order.tif is IOC or order.tif is FOK:
+            price = order.price
+            if order.type is not LIMIT or price is None or order.tif is IOC or order.tif is FOK:
                 raise Rejected("invalid_post_only", "post-only needs a resting limit order")
-            if self.books[order.symbol].would_take(order.side, order.price):
+            if self.books[order.symbol].would_take(order.side, price):
                 raise Rejected("post_only", "post-only order would take liquidity")
         if order.reduce_only:
             held = 0 if pos is None else (-pos.qty if order.side is BUY else pos.qty)
@@ -454,9 +472,13 @@ class Venue:
         """Wait for the stop price, or trigger at once when the last trade is already through it."""
         last = self.last[order.symbol]
         stop = order.stop_price
+        assert stop is not None, "only stop orders are armed"
         if last is not None and (last >= stop if order.side is BUY else last <= stop):
             self._trigger(order, out)
             return
+        self._wait(order, stop)
+
+    def _wait(self, order: Order, stop: int) -> None:
         buys, sells = self._stops[order.symbol]
         if order.side is BUY:
             heappush(buys, (stop, order.seq, order))
@@ -474,6 +496,7 @@ class Venue:
         otype, tif = order.type, order.tif
         if otype is LIMIT or otype is STOP_LIMIT:
             limit = order.price
+            assert limit is not None, "limit orders are admitted with a price"
             rests = tif is not IOC and tif is not FOK
             if rests and not book.would_take(order.side, limit):
                 book.add(order)
@@ -547,14 +570,13 @@ class Venue:
         now = self.now
         day = now // DAY_NS
         taker_rate, maker_rate = self.taker_rate, self.maker_rate
-        settle = self._settle
         trade_id = self._trade_seq
         for maker, price, qty in matches:
             notional = price * qty * mult
             taker_fee = -(-notional * taker_rate // FEE_SCALE)
             maker_fee = -(-notional * maker_rate // FEE_SCALE)
-            settle(taker, price, qty, notional, taker_fee, mult, day)
-            settle(maker, price, qty, notional, maker_fee, mult, day)
+            self._settle(taker, price, qty, notional, taker_fee, mult, day)
+            self._settle(maker, price, qty, notional, maker_fee, mult, day)
             trade_id += 1
             out.append(OrderFilled(now, trade_id, symbol, taker, maker, price, qty, taker_fee, maker_fee,
                                    taker.open_qty, maker.open_qty))
@@ -636,6 +658,8 @@ class Venue:
         buys, sells = self._stops[symbol]
         while True:
             last = self.last[symbol]
+            if last is None:
+                return
             if buys and buys[0][0] <= last:
                 _, seq, order = heappop(buys)
             elif sells and -sells[0][0] >= last:
@@ -645,16 +669,10 @@ class Venue:
             if seq != order.seq or order.triggered or not (order.status is NEW or order.status is PARTIAL):
                 continue
             if self.halt_reason(symbol) is not None:
-                self._arm_again(order)
+                assert order.stop_price is not None
+                self._wait(order, order.stop_price)
                 return
             self._trigger(order, out)
-
-    def _arm_again(self, order: Order) -> None:
-        buys, sells = self._stops[order.symbol]
-        if order.side is BUY:
-            heappush(buys, (order.stop_price, order.seq, order))
-        else:
-            heappush(sells, (-order.stop_price, order.seq, order))
 
     def _finish(self, order: Order, status: OrderStatus, reason: str, out: list[Event]) -> None:
         """End an open order: out of the book, its holds and open quantity released."""
@@ -713,7 +731,7 @@ class Venue:
             raise Rejected(halt, f"{order.symbol} is halted: only size reductions are accepted")
         book = self.books[order.symbol]
         resting = order.type is LIMIT or order.triggered
-        if order.post_only and book.would_take(order.side, new_price):
+        if order.post_only and new_price is not None and book.would_take(order.side, new_price):
             raise Rejected("post_only", "post-only order would take liquidity at the new price")
         self._check_amend(order, new_price, new_open, new_stop)
         book.discard(order)
@@ -775,10 +793,9 @@ class Venue:
     def _reset_breaker(self, symbol: str, keep_halt: bool = False) -> None:
         old = self.breakers.get(symbol)
         get = self.limits.get
-        breaker = CircuitBreaker(
-            get("breaker_move_pct", None, symbol), get("breaker_window_s", None, symbol),
-            get("breaker_cooldown_s", None, symbol),
-        )
+        window, cooldown = get("breaker_window_s", None, symbol), get("breaker_cooldown_s", None, symbol)
+        assert window is not None and cooldown is not None, "limits refuse None for these"
+        breaker = CircuitBreaker(get("breaker_move_pct", None, symbol), window, cooldown)
         if keep_halt and old is not None:
             breaker.halted_until, breaker.tripped_ns, breaker.reason = old.halted_until, old.tripped_ns, old.reason
         self.breakers[symbol] = breaker
