@@ -5,6 +5,11 @@ future. The engine thread takes whatever is queued, stamps ids and times, applie
 venue, lets the actors (simulated market, strategies) and the clock act, commits the whole batch to the store in one
 transaction (group commit: one fsync for many commands) and only then resolves the futures and
 tells the listeners. Nobody is acknowledged, and nothing is published, before it is durable.
+
+Listeners (feeds, metrics) are told once the engine has had nothing to do for `publish_idle`, or
+`publish_max` after the oldest unpublished batch, with every batch since: their cost is mostly per
+call (book depth, gauges), and running them while woken handlers want the interpreter to send their
+acknowledgements delays those acknowledgements.
 """
 
 import logging
@@ -73,6 +78,8 @@ class Core:
         snapshot_every: int = 100_000,
         restore: Callable[[], Venue] | None = None,
         probe_seconds: float = 1.0,
+        publish_idle: float = 0.0005,
+        publish_max: float = 0.02,
     ) -> None:
         self.venue = venue
         self.store = store
@@ -105,6 +112,10 @@ class Core:
         """The durable state as a fresh venue (the store's recovery), to undo a batch that could not be committed."""
         self._probe_ns = int(probe_seconds * 1e9)
         self._next_probe = 0
+        self._unpublished: Batch = []
+        self._publish_idle = publish_idle
+        self._publish_max_ns = int(publish_max * 1e9)
+        self._publish_by = 0
 
     # -- client side ----------------------------------------------------------------------
 
@@ -158,6 +169,8 @@ class Core:
             while True:
                 now = self._clock()
                 wait = max(0.0, (next_tick - now) / 1e9)
+                if self._unpublished:
+                    wait = min(wait, self._publish_idle)
                 jobs, stop = self._take(wait)
                 self._current = jobs
                 now = max(self._clock(), self.venue.now)
@@ -165,6 +178,8 @@ class Core:
                 if tick:
                     next_tick = now + self._tick_ns
                 self._cycle(jobs, now, tick)
+                if not jobs or stop or now >= self._publish_by:
+                    self._publish()
                 self.last_cycle_ns = self._clock()
                 if stop:
                     break
@@ -249,24 +264,39 @@ class Core:
             except Exception as exc:
                 job.future.set_exception(exc)
         if batch:
-            for listener in self.listeners:
-                try:
-                    listener(batch, venue)
-                except Exception:
-                    log.exception("listener.failed", extra={"fields": {"listener": getattr(listener, "__qualname__", "?")}})
+            if not self._unpublished:
+                self._publish_by = now + self._publish_max_ns
+            self._unpublished += batch
+        if any(job.query is not None for job in jobs):
+            self._publish()
         for job in jobs:
             if job.query is not None:
                 try:
                     job.future.set_result(job.query(venue))
                 except Exception as exc:
                     job.future.set_exception(exc)
-        if self._since_snapshot >= self._snapshot_every:
+        if self._since_snapshot >= self._snapshot_every and (
+            self._queue.empty() or self._since_snapshot >= 2 * self._snapshot_every
+        ):
+            # Pickling a large venue holds the interpreter for a second or more: wait (up to twice
+            # the interval) for a moment when nobody is queued behind it.
             try:
                 self.store.snapshot(self.last_seq, venue)
                 self._since_snapshot = 0
             except Exception as exc:  # only bounds the next recovery: try again later
                 log.warning("snapshot.failed", extra={"fields": {"error": str(exc)}})
                 self._since_snapshot = self._snapshot_every // 2
+
+    def _publish(self) -> None:
+        """Tell the listeners about every committed batch they have not seen, as one batch."""
+        batch, self._unpublished = self._unpublished, []
+        if not batch:
+            return
+        for listener in self.listeners:
+            try:
+                listener(batch, self.venue)
+            except Exception:
+                log.exception("listener.failed", extra={"fields": {"listener": getattr(listener, "__qualname__", "?")}})
 
     # -- storage faults -------------------------------------------------------------------
 
@@ -295,6 +325,7 @@ class Core:
 
     def _refuse(self, jobs: list[_Job]) -> None:
         """While the store cannot write: commands are refused, unapplied; queries are answered."""
+        self._publish()
         for job in jobs:
             if job.commands is not None:
                 job.future.set_exception(StorageFault(f"new orders are refused: {self.fault}"))

@@ -376,8 +376,11 @@ class Store:
                 rejected.append(item)
             else:
                 (created if oid in fresh else updated).append(self._order_row(venue, item, reasons.get(oid)))
-        with self.db.atomic("IMMEDIATE"):
-            conn = self.db.connection()
+        # The sqlite3 connection directly: peewee's transaction bookkeeping costs as much as the
+        # inserts of a one-order batch.
+        conn = self.db.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             conn.executemany(SQL_JOURNAL, journal)
             if created:
                 conn.executemany(SQL_ORDER_UPSERT, created)
@@ -387,6 +390,11 @@ class Store:
                 conn.executemany(SQL_REJECTED_UPSERT, rejected)
             if fills:
                 conn.executemany(SQL_FILL, fills)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         self._seq = seq
         return seq
 
