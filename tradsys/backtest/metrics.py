@@ -41,7 +41,8 @@ def drawdown(ts: Sequence[int] | pl.Series, equity: Sequence[float] | pl.Series)
     frame = pl.DataFrame({"ts": pl.Series(ts, dtype=pl.Int64), "e": pl.Series(equity, dtype=pl.Float64)})
     if frame.height == 0:
         return {"max_drawdown": 0.0, "max_drawdown_duration_ns": 0}
-    peak = pl.col("e").cum_max()
+    frame = frame.with_columns(pl.col("e").cum_max().alias("peak"))  # once: expressions are not shared
+    peak = pl.col("peak")
     worst = float(frame.select(((peak - pl.col("e")) / peak).fill_nan(0.0).max()).item() or 0.0)
     # a spell under water starts at each new peak (and at the first point) and lasts until the next
     # spell starts, or the end; a spell of one point was never under water
