@@ -1,8 +1,9 @@
 """Backtest throughput: sma_cross on one-minute bars and market_making on trades.
 
 Generates the data with examples/make_data.py (seeded) unless it is cached in --dir, then times
-`BacktestEngine.run` (the simulation, the metrics and the result frames; loading and checking
-the parquet file is timed separately) and prints bars/s and trades/s.
+`BacktestEngine.run` (the simulation, the metrics and the result frames; `load_data`, which reads
+and checks the parquet file once for any number of runs, is timed separately) and prints bars/s
+and trades/s.
 
     python bench/backtest.py [--rows 1000000] [--dir /tmp/tradsys-bench] [--repeat 1]
 
@@ -53,7 +54,7 @@ def bench(name: str, path: Path, strategy: str, params: dict, capital: float, un
     run_s, load_s, result, rows = best  # type: ignore[misc]
     m = result.metrics
     print(f"{name}: {rows:,} {unit} in {run_s:.2f}s = {rows / run_s:,.0f} {unit}/s "
-          f"(+{load_s:.2f}s to scan and check the file; mode {result.info['mode']}; "
+          f"(+{load_s:.2f}s to read and check the file; mode {result.info['mode']}; "
           f"{m['fills']:,} fills, {m['trades']:,} round trips, {result.info['orders_sent']:,} orders, "
           f"rejections {result.info['rejections'] or 'none'})")
 

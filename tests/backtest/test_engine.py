@@ -37,6 +37,30 @@ def test_vectorised_sma_cross_matches_per_bar_callbacks(fast: int, slow: int) ->
     assert vec.fills.drop("order_id").equals(event.fills.drop("order_id"))
 
 
+def test_vectorised_matches_per_bar_callbacks_beside_another_symbol_with_longer_bars() -> None:
+    btc = pl.read_csv(EXAMPLES / "btc_bars_1m.csv")
+    prices = ("open", "high", "low", "close")
+    eth = btc.gather_every(2).with_columns(pl.lit("ETH-USD").alias("symbol"), *(pl.col(c) / 20 for c in prices))
+    data = pl.concat([btc, eth]).sort("ts", maintain_order=True)
+    params = {"fast": 3, "slow": 8, "quantity": 0.5}
+    results = []
+    for vectorised in (True, False):
+        engine = BacktestEngine(1_000_000, vectorised=vectorised)
+        engine.add_strategy("sma_cross", params, symbols=["BTC-USD"])
+        engine.load_data(data)
+        results.append(engine.run())
+    vec, event = results
+    assert vec.info["mode"] == "vectorised" and vec.fills.height > 2
+    assert vec.fills.drop("order_id").equals(event.fills.drop("order_id"))
+
+
+def test_runs_again_on_the_data_it_loaded() -> None:
+    engine, first = run("sma_cross", EXAMPLES / "btc_bars_1m.csv", {"fast": 3, "slow": 8, "quantity": 0.5})
+    again = engine.run()
+    assert first.fills.height > 2
+    assert again.fills.equals(first.fills) and again.metrics == first.metrics
+
+
 def test_equity_matches_the_venue_accounting() -> None:
     engine, result = run("mean_reversion", EXAMPLES / "btc_bars_1m.csv", {"window": 10, "entry_z": 1.5, "quantity": 0.1})
     assert result.fills.height > 0

@@ -227,6 +227,8 @@ class BacktestEngine:
             raise ValueError(f"queue must be 'through' or 'touch', got {self.config.queue!r}")
         self.entries: list[_Entry] = []
         self.data: MarketData | None = None
+        self.frame: pl.DataFrame | None = None
+        """The data, read once by `load_data`: every run (a parameter sweep makes many) starts from it."""
         self.venue: Venue | None = None
 
     def add_strategy(self, strategy: str | type[Strategy], params: Mapping[str, Any] | None = None,
@@ -241,23 +243,23 @@ class BacktestEngine:
     def load_data(self, source: str | Path | pl.DataFrame | pl.LazyFrame | MarketData,
                   symbol: str | None = None) -> MarketData:
         self.data = source if isinstance(source, MarketData) else load_market_data(source, symbol)
+        self.frame = self.data.collect()
         return self.data
 
     def run(self, initial_capital: float | None = None, progress: ProgressFn | None = None) -> Any:
         from tradsys.backtest.result import build_result
 
-        if self.data is None:
+        if self.data is None or self.frame is None:
             raise ValueError("no data: call load_data first")
         if not self.entries:
             raise ValueError("no strategy: call add_strategy first")
         if initial_capital is not None:
             self.config.initial_capital = initial_capital
         data = self.data
-        frame = data.collect()
         instruments = self._instruments(data.symbols)
         sim = _Sim(self.config, instruments, data.kind)
         started = time.perf_counter()
-        frame = _with_ticks(frame, data.kind, sim.venue.instruments)
+        frame = _with_ticks(self.frame, data.kind, data.symbols, sim.venue.instruments)
         for i, entry in enumerate(self.entries):
             account = f"bt-{i + 1}"
             ctx = BacktestContext(sim, entry.symbols or data.symbols, f"s{i + 1}-", account)
@@ -271,7 +273,7 @@ class BacktestEngine:
             vector = self.config.vectorised and len(sim.runners) == 1 and sim.runners[0].strategy.vectorised()
             if vector:
                 mode = "vectorised"
-                _run_vectorised(sim, frame, progress)
+                _run_vectorised(sim, frame, data.symbols, progress)
             else:
                 _run_bars(sim, frame, progress)
         else:
@@ -303,9 +305,10 @@ class BacktestEngine:
         return list(known.values())
 
 
-def _with_ticks(frame: pl.DataFrame, kind: str, instruments: dict[str, Instrument]) -> pl.DataFrame:
-    """Prices as integer ticks and quantities as lots of each row's instrument, beside the floats."""
-    symbols = frame.get_column("symbol").unique().to_list()
+def _with_ticks(frame: pl.DataFrame, kind: str, symbols: tuple[str, ...],
+                instruments: dict[str, Instrument]) -> pl.DataFrame:
+    """Prices as integer ticks and quantities as lots of each row's instrument, beside the floats;
+    `symbols` are the frame's (known from loading, so no pass over the column here)."""
     if len(symbols) == 1:  # the common case: plain literals, no per-row lookups
         tick: pl.Expr = pl.lit(float(instruments[symbols[0]].tick_size))
         lot: pl.Expr = pl.lit(float(instruments[symbols[0]].lot_size))
@@ -318,17 +321,13 @@ def _with_ticks(frame: pl.DataFrame, kind: str, instruments: dict[str, Instrumen
     exprs = [(pl.col(c) / tick).round(0).cast(pl.Int64).alias(f"{c}_ticks") for c in cols]
     if kind == "trades":
         exprs.append((pl.col("qty") / lot).round(0).cast(pl.Int64).alias("qty_lots"))
-    else:
-        exprs.append((pl.col("ts").diff() if len(symbols) == 1 else pl.col("ts").diff().over("symbol")).alias("_gap"))
-    frame = frame.with_columns(exprs)
-    if kind == "bars":
-        interval = pl.col("_gap").filter(pl.col("_gap") > 0).median()
+    else:  # a bar closes when the next one starts: the median gap between bars of its symbol
+        gap = pl.col("ts").diff()
+        interval = gap.filter(gap > 0).median()
         if len(symbols) > 1:
             interval = interval.over("symbol")
-        frame = frame.with_columns(
-            (pl.col("ts") + interval.fill_null(60_000_000_000).cast(pl.Int64)).alias("end_ns")
-        ).drop("_gap")
-    return frame
+        exprs.append((pl.col("ts") + interval.fill_null(60_000_000_000).cast(pl.Int64)).alias("end_ns"))
+    return frame.with_columns(exprs)  # one pass: every extra frame of a million rows costs page faults
 
 
 # -- bars, one event per bar ------------------------------------------------------------------------
@@ -395,38 +394,83 @@ def _through_ask(sim: _Sim, sym: str, book: Any, high: int) -> None:
 # -- bars, vectorised --------------------------------------------------------------------------------
 
 
-def _run_vectorised(sim: _Sim, frame: pl.DataFrame, progress: ProgressFn | None) -> None:
-    """Targets from `signals` per symbol; the engine is called only where a target is set."""
+@dataclass
+class _Marks:
+    """The bars where a strategy set a target, in the order the engine acts on them (by bar close,
+    symbols interleaved), as plain lists: the loops below read each once."""
+
+    symbol: list[str]
+    target: list[float]
+    end: list[int]
+    close: list[float]
+    next_ts: list[int | None]
+    """Start of the symbol's next bar, when the orders arrive (None after the symbol's last bar)."""
+    next_open: list[int | None]
+    """Open of that bar in ticks: the market's price for those orders."""
+    last_close: dict[str, float]
+
+
+MARK_COLUMNS = ("symbol", "target", "end_ns", "close", "next_ts", "next_open")
+
+
+def _run_vectorised(sim: _Sim, frame: pl.DataFrame, symbols: tuple[str, ...], progress: ProgressFn | None) -> None:
+    """Targets from `signals` per symbol (`symbols` are the frame's); the engine is called only where
+    a target is set."""
     runner = sim.runners[0]
-    cls, params, ctx = type(runner.strategy), runner.strategy.p, runner.ctx
     last: dict[str, float] = {}
     sim.last_fn = last.get
     runner.start()
-    events: list[tuple[int, int, str, float, int, int, float]] = []
-    for symbol in ctx.symbols:
-        part = frame.filter(pl.col("symbol") == symbol)
+    marks = _marks(runner, frame, symbols)
+    if marks is None:
+        return
+    if runner.wants["on_fill"] or runner.wants["on_order"]:
+        _vector_callbacks(sim, runner, marks, last, progress, frame.height)
+    else:
+        _vector_fast(sim, runner, marks)
+    last.update(marks.last_close)
+    sim.now = int(frame.get_column("end_ns").max() or 0)
+    if progress is not None:
+        progress(frame.height, frame.height)
+
+
+def _marks(runner: StrategyRunner, frame: pl.DataFrame, symbols: tuple[str, ...]) -> _Marks | None:
+    """Where `signals` set a target, filtered in polars so that Python sees only those bars; None
+    (and the runner failed) when `signals` raises or returns the wrong length."""
+    cls, params = type(runner.strategy), runner.strategy.p
+    parts = []
+    last_close: dict[str, float] = {}
+    for symbol in runner.ctx.symbols:
+        part = frame if symbols == (symbol,) else frame.filter(pl.col("symbol") == symbol)
         if part.height == 0:
             continue
         try:
             target = cls.signals(part, params)
         except Exception as exc:
             runner.fail("signals", exc)
-            return
+            return None
         if target is None or len(target) != part.height:
             runner.fail("signals", ValueError(f"signals must return one value per bar ({part.height})"))
-            return
-        marks = part.select(
-            pl.Series("target", target, dtype=pl.Float64), "end_ns", "close",
+            return None
+        last_close[symbol] = part.get_column("close")[-1]
+        parts.append(part.select(
+            "symbol", pl.Series("target", target, dtype=pl.Float64), "end_ns", "close",
             pl.col("ts").shift(-1).alias("next_ts"), pl.col("open_ticks").shift(-1).alias("next_open"),
-        ).with_row_index("row").filter(pl.col("target").is_not_null())
-        for row, tgt, end, close, nts, nopen in marks.iter_rows():
-            events.append((end, row, symbol, tgt, nts, nopen, close))
-    events.sort(key=lambda e: (e[0], e[1]))
-    total = frame.height
-    if not (runner.wants["on_fill"] or runner.wants["on_order"]):
-        _vector_fast(sim, runner, events, last)
-        events = []
-    for k, (end, _row, symbol, target, next_ts, next_open, close) in enumerate(events):
+        ).with_row_index("row").filter(pl.col("target").is_not_null()))
+    if not parts:
+        return _Marks([], [], [], [], [], [], last_close)
+    marks = pl.concat(parts)
+    if len(parts) > 1:
+        marks = marks.sort("end_ns", "row", maintain_order=True)
+    return _Marks(*(marks.get_column(c).to_list() for c in MARK_COLUMNS), last_close=last_close)
+
+
+def _vector_callbacks(sim: _Sim, runner: StrategyRunner, marks: _Marks, last: dict[str, float],
+                      progress: ProgressFn | None, total: int) -> None:
+    """Targets through `ctx.order_target`, for strategies that want their order and fill callbacks."""
+    ctx = runner.ctx
+    count = len(marks.target)
+    for k, (symbol, target, end, close, next_ts, next_open) in enumerate(
+            zip(marks.symbol, marks.target, marks.end, marks.close, marks.next_ts, marks.next_open)):
         if runner.state != "running":
             break
         sim.now = end
@@ -444,48 +488,30 @@ def _run_vectorised(sim: _Sim, frame: pl.DataFrame, progress: ProgressFn | None)
         while q:
             sim.deliver(symbol, q.popleft(), next_open)
         if progress is not None and k % 1000 == 0:
-            progress(min(total, int(total * k / max(1, len(events)))), total)
-    for symbol in ctx.symbols:
-        closes = frame.filter(pl.col("symbol") == symbol).get_column("close")
-        if len(closes):
-            last[symbol] = closes[-1]
-    sim.now = int(frame.get_column("end_ns").max() or 0)
-    if progress is not None:
-        progress(total, total)
+            progress(total * k // count, total)
 
 
-def _vector_fast(sim: _Sim, runner: StrategyRunner, events: list, last: dict[str, float]) -> None:
+def _vector_fast(sim: _Sim, runner: StrategyRunner, marks: _Marks) -> None:
     """The vectorised loop without per-order callbacks: the same orders, fills and risk checks as
-    through the context, with the bookkeeping inlined (this is the hot path of `sma_cross`)."""
+    `ctx.order_target` and `_Sim.deliver`, inlined (this is the hot path of `sma_cross`)."""
     venue = sim.venue
     place, cancel, orders = venue.place, venue.cancel, venue.orders
     ctx = runner.ctx
-    account = ctx.account
-    fills = sim.fills
-    rejections = sim.rejections
+    account, prefix, owner = ctx.account, ctx._prefix, runner.id
+    fills, rejections, lot_of = sim.fills, sim.rejections, sim.lots
     slip = sim.slip
-    owner = runner.id
-    pos = {s: 0 for s in ctx.symbols}
+    pos = dict.fromkeys(ctx.symbols, 0)
     n = 0
     mid = sim._mid
-    for end, _row, symbol, target, next_ts, next_open, close in events:
-        last[symbol] = close
+    for symbol, target, next_ts, next_open in zip(marks.symbol, marks.target, marks.next_ts, marks.next_open):
         if next_ts is None:
             continue
-        lot = sim.lots[symbol]
-        goal = round(target / lot)
         cur = pos[symbol]
+        goal = round(target / lot_of[symbol])
         if goal == cur:
             continue
-        legs = []
-        if cur and (goal == 0 or (goal > 0) != (cur > 0) or abs(goal) < abs(cur)):
-            close_lots = cur if (goal == 0 or (goal > 0) != (cur > 0)) else cur - goal
-            legs.append((SELL if close_lots > 0 else BUY, abs(close_lots), True))
-            cur -= close_lots
-        if goal != cur:
-            legs.append((BUY if goal > cur else SELL, abs(goal - cur), False))
         sim.now = next_ts
-        for side, lots, reduce_only in legs:
+        for side, lots, reduce_only in _legs(cur, goal):
             n += 1
             mid += 1
             if side is BUY:
@@ -495,9 +521,8 @@ def _vector_fast(sim: _Sim, runner: StrategyRunner, events: list, last: dict[str
                 px = next_open if not slip else max(1, math.floor(next_open * (1 - slip)))
                 maker = Order(f"m{mid}", MARKET_ACCOUNT, symbol, BUY, LIMIT, lots, price=px, ts=next_ts)
             place(maker)
-            order = Order(f"{runner.ctx._prefix}v{n}", account, symbol, side, MARKET, lots, tif=IOC,
-                          reduce_only=reduce_only, ts=next_ts)
-            sim.orders_sent += 1
+            order = Order(f"{prefix}v{n}", account, symbol, side, MARKET, lots, tif=IOC, reduce_only=reduce_only,
+                          ts=next_ts)
             for event in place(order):
                 kind = type(event)
                 if kind is OrderFilled:
@@ -509,8 +534,22 @@ def _vector_fast(sim: _Sim, runner: StrategyRunner, events: list, last: dict[str
             if maker.id in orders:
                 cancel(maker.id, next_ts)
     sim._mid = mid
+    sim.orders_sent += n
     for symbol, lots in pos.items():  # the context's view, for anything that reads it afterwards
         ctx.ledgers[symbol].lots = lots
+
+
+def _legs(cur: int, goal: int) -> list[tuple[Side, int, bool]]:
+    """(side, lots, reduce_only) of the market orders from `cur` to `goal` lots, as `ctx.order_target`
+    sends them: a reduction reduce-only, a reversal as a reduce-only close plus a new order."""
+    legs = []
+    if cur and (goal == 0 or (goal > 0) != (cur > 0) or abs(goal) < abs(cur)):
+        close = cur if (goal == 0 or (goal > 0) != (cur > 0)) else cur - goal
+        legs.append((SELL if close > 0 else BUY, abs(close), True))
+        cur -= close
+    if goal != cur:
+        legs.append((BUY if goal > cur else SELL, abs(goal - cur), False))
+    return legs
 
 
 # -- trades ---------------------------------------------------------------------------------------

@@ -41,18 +41,16 @@ def drawdown(ts: Sequence[int] | pl.Series, equity: Sequence[float] | pl.Series)
     frame = pl.DataFrame({"ts": pl.Series(ts, dtype=pl.Int64), "e": pl.Series(equity, dtype=pl.Float64)})
     if frame.height == 0:
         return {"max_drawdown": 0.0, "max_drawdown_duration_ns": 0}
-    peak = pl.col("e").cum_max()
-    frame = frame.with_columns(
-        ((peak - pl.col("e")) / peak).fill_nan(0.0).alias("dd"),
-        (pl.col("e") >= peak).alias("at_peak"),
-    ).with_columns(pl.col("at_peak").cum_sum().alias("spell"))
-    worst = float(frame.get_column("dd").max() or 0.0)  # type: ignore[arg-type]
-    # each spell starts at a new peak; time under water = until the next peak (or the end)
-    spells = frame.group_by("spell", maintain_order=True).agg(pl.col("ts").first().alias("start"),
-                                                             pl.len().alias("n"))
-    ends = spells.get_column("start").shift(-1).fill_null(frame.get_column("ts")[-1])
-    spans = (ends - spells.get_column("start")) * (spells.get_column("n") > 1).cast(pl.Int64)
-    longest = int(spans.max() or 0)  # type: ignore[arg-type]
+    frame = frame.with_columns(pl.col("e").cum_max().alias("peak"))  # once: expressions are not shared
+    peak = pl.col("peak")
+    worst = float(frame.select(((peak - pl.col("e")) / peak).fill_nan(0.0).max()).item() or 0.0)
+    # a spell under water starts at each new peak (and at the first point) and lasts until the next
+    # spell starts, or the end; a spell of one point was never under water
+    starts = frame.with_row_index("i").filter((pl.col("e") >= peak) | (pl.col("i") == 0))
+    index, start = starts.get_column("i").cast(pl.Int64), starts.get_column("ts")
+    ends = start.shift(-1).fill_null(frame.get_column("ts")[-1])
+    points = index.shift(-1).fill_null(frame.height) - index
+    longest = int(((ends - start) * (points > 1).cast(pl.Int64)).max() or 0)  # type: ignore[arg-type]
     return {"max_drawdown": max(0.0, worst), "max_drawdown_duration_ns": longest}
 
 
