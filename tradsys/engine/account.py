@@ -8,7 +8,10 @@ moves only by realized PnL and fees, so equity = balance + unrealized PnL.
 from tradsys.engine.position import Position
 from tradsys.engine.recent import RecentIds
 
-CLIENT_IDS = 100_000
+CLIENT_IDS = 10_000
+"""Client ids remembered per account for duplicate detection (~1 MB each when full). They catch a
+retry of an order whose acknowledgement was lost, which comes within seconds; 100,000 cost ~10 MB
+per trading account and took a busy account a quarter of an hour to fill."""
 
 
 class Wallet:
