@@ -41,8 +41,15 @@ def scaler(unit: Decimal) -> Callable[[int], str]:
     return text
 
 
-def _cached(fn: Callable[[int], str], cap: int = 1 << 16) -> Callable[[int], str]:
-    """Prices and sizes repeat a lot (levels, round lots): memoise up to `cap` of them."""
+MEMO_CAP = 4096
+"""Texts memoised per formatter (about 0.5 MB when full): six formatters for the three default
+instruments. The price wanders and sizes are jittered, so a cap that is only ever reached slowly
+(it was 65,536, ~50 MB in all) is memory growth for hours; this one fills in a minute of trading."""
+
+
+def _cached(fn: Callable[[int], str], cap: int = MEMO_CAP) -> Callable[[int], str]:
+    """Prices and sizes repeat a lot (levels, round lots), but the price drifts: memoise the recent
+    ones, starting over once `cap` are held, so the cache follows the market within a fixed size."""
     cache: dict[int, str] = {}
     get = cache.get
 
@@ -50,8 +57,9 @@ def _cached(fn: Callable[[int], str], cap: int = 1 << 16) -> Callable[[int], str
         out = get(n)
         if out is None:
             out = fn(n)
-            if len(cache) < cap:
-                cache[n] = out
+            if len(cache) >= cap:
+                cache.clear()
+            cache[n] = out
         return out
 
     return text

@@ -38,9 +38,10 @@ from tradsys.engine.recent import RecentIds
 from tradsys.engine.risk import SECOND_NS, CircuitBreaker, Limits, RiskLimits
 
 DAY_NS: Final = 86_400 * SECOND_NS
-SEEN_IDS: Final = 500_000
+SEEN_IDS: Final = 100_000
 """Order ids remembered for duplicate detection and `order_closed` answers: at least this many, at
-most twice (about 100 MB)."""
+most twice (~20 MB). The daemon, its simulated market and strategies never reuse an id; an order
+older than that is answered `unknown_order` instead of `order_closed`."""
 FEE_SCALE: Final = 1_000_000
 """Fee rates are integers in millionths (1 bp = 100), so 0.25 bp is representable exactly."""
 
