@@ -159,6 +159,10 @@ def test_order_entry_stream_acks_batches_in_order(daemon: DaemonProcess) -> None
         assert ack.results[51].error.code == common.ERROR_CODE_NOT_FOUND
     ids = [r.order_id for a in acks for r in a.results[:50]]
     assert len(set(ids)) == 150
+    twice = [pb.OrderRequest(cancel=pb.CancelOrderRequest(order_id=ids[0]))] * 2
+    (ack,) = stub.OrderEntry(iter([pb.OrderBatch(seq=4, requests=twice)]), metadata=daemon.metadata())
+    closed = ack.results[1].error
+    assert closed.code == common.ERROR_CODE_ORDER_CLOSED and "order_closed" in closed.message, closed
 
 
 def test_unauthenticated_order_entry_is_refused(daemon: DaemonProcess) -> None:

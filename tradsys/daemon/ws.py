@@ -43,8 +43,8 @@ from tradsys.daemon.rpc.convert import (
     position_msg,
     trade_msg,
 )
-from tradsys.daemon.rpc.gate import status_for
-from tradsys.daemon.rpc.orders import ERROR_CODES, outcomes
+from tradsys.daemon.rpc.gate import error_code
+from tradsys.daemon.rpc.orders import outcomes
 from tradsys.proto import common_pb2 as common
 from tradsys.proto import marketdata_pb2 as md
 from tradsys.proto import orders_pb2 as pb
@@ -776,14 +776,14 @@ class Session:
             raise WsError("internal", f"unavailable: {exc}") from None
         if "rejected" in result:
             reason = result["rejected"]
-            code = common.ErrorCode.Name(ERROR_CODES.get(status_for(reason), common.ERROR_CODE_RISK_REJECTED))
+            code = common.ErrorCode.Name(error_code(reason))
             raise WsError(code.removeprefix("ERROR_CODE_").lower(), result["message"] or reason, reason=reason)
         return result
 
     # -- pushes ---------------------------------------------------------------------------
 
     async def _writer(self) -> None:
-        ws, codec, limits = self.ws, self.codec, self.limits
+        codec, limits = self.codec, self.limits
         try:
             while True:
                 await self.ready.wait()

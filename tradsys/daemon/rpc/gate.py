@@ -7,6 +7,7 @@ from typing import NoReturn
 import grpc
 
 from tradsys.daemon.auth import AuthError, PermissionDenied, Principal, parse_bearer, require, verify_token
+from tradsys.proto import common_pb2 as common
 
 INVALID = {
     "price_precision", "qty_precision", "invalid_price", "invalid_qty", "invalid_side", "invalid_type",
@@ -15,6 +16,20 @@ INVALID = {
 }
 NOT_FOUND = {"unknown_symbol", "unknown_order"}
 EXISTS = {"duplicate_client_id", "duplicate_order_id"}
+REASON_CODES = {
+    "halted": common.ERROR_CODE_HALTED,
+    "circuit_breaker": common.ERROR_CODE_HALTED,
+    "kill_switch": common.ERROR_CODE_KILL_SWITCH,
+    "post_only": common.ERROR_CODE_POST_ONLY_WOULD_CROSS,
+    "order_closed": common.ERROR_CODE_ORDER_CLOSED,
+}
+STATUS_CODES = {
+    grpc.StatusCode.INVALID_ARGUMENT: common.ERROR_CODE_INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND: common.ERROR_CODE_NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS: common.ERROR_CODE_DUPLICATE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: common.ERROR_CODE_RATE_LIMITED,
+    grpc.StatusCode.FAILED_PRECONDITION: common.ERROR_CODE_RISK_REJECTED,
+}
 
 
 def status_for(reason: str) -> grpc.StatusCode:
@@ -28,6 +43,12 @@ def status_for(reason: str) -> grpc.StatusCode:
     if reason == "rate_limit":
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     return grpc.StatusCode.FAILED_PRECONDITION
+
+
+def error_code(reason: str) -> int:
+    """The wire's ErrorCode for a refusal in a batch result or a WebSocket reply: the one the proto
+    names for the reason where there is one, else the one of its status code."""
+    return REASON_CODES.get(reason) or STATUS_CODES.get(status_for(reason), common.ERROR_CODE_RISK_REJECTED)
 
 
 def refuse(context: grpc.ServicerContext, reason: str, message: str) -> NoReturn:

@@ -23,20 +23,13 @@ from tradsys.daemon.rpc.convert import (
     place_command,
     position_msg,
 )
-from tradsys.daemon.rpc.gate import Gate, default_account, refuse, status_for
+from tradsys.daemon.rpc.gate import Gate, default_account, error_code, refuse
 from tradsys.daemon.rpc.streaming import pump
 from tradsys.engine import Event, OrderCancelled, OrderFilled, OrderRejected, Venue
 from tradsys.proto import common_pb2 as common
 from tradsys.proto import orders_pb2 as pb
 from tradsys.proto import orders_pb2_grpc as pb_grpc
 
-ERROR_CODES = {
-    grpc.StatusCode.INVALID_ARGUMENT: common.ERROR_CODE_INVALID_ARGUMENT,
-    grpc.StatusCode.NOT_FOUND: common.ERROR_CODE_NOT_FOUND,
-    grpc.StatusCode.ALREADY_EXISTS: common.ERROR_CODE_DUPLICATE,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: common.ERROR_CODE_RATE_LIMITED,
-    grpc.StatusCode.FAILED_PRECONDITION: common.ERROR_CODE_RISK_REJECTED,
-}
 MAX_PAGE = 1000
 
 
@@ -322,7 +315,7 @@ def _error(code: int, message: str) -> pb.OrderResult:
 def _result(outcome: tuple) -> pb.OrderResult:
     order_id, client_id, status, reason, message = outcome
     if status == "rejected":
-        code = ERROR_CODES.get(status_for(reason), common.ERROR_CODE_RISK_REJECTED)
+        code = error_code(reason)
         return pb.OrderResult(order_id=order_id, client_id=client_id, status=common.ORDER_STATUS_REJECTED,
                               error=common.Error(code=code, message=f"{reason}: {message}"))
     return pb.OrderResult(order_id=order_id, client_id=client_id, status=STATUSES.get(status, 0))
