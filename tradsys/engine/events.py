@@ -2,12 +2,17 @@
 
 Plain slotted classes with hand-written constructors rather than dataclasses: compiled, a
 dataclass keeps the interpreted `__init__` that the dataclasses module generates, and the venue
-creates one of these for every accepted order and every fill.
+creates one of these for every accepted order and every fill. Acyclic (they refer to orders, which
+never refer back), so the garbage collector need not track them, and each class keeps one freed
+instance to reuse.
 """
+
+from mypy_extensions import mypyc_attr
 
 from tradsys.engine.order import Order
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)
 class OrderAccepted:
     __slots__ = ("ts", "order")
 
@@ -16,6 +21,7 @@ class OrderAccepted:
         self.order = order
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)
 class OrderRejected:
     __slots__ = ("ts", "order_id", "account", "reason", "message", "op")
 
@@ -28,6 +34,7 @@ class OrderRejected:
         self.op = op
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)
 class OrderFilled:
     """One match between a taker and a resting maker, at the maker's price."""
 
@@ -53,6 +60,7 @@ class OrderFilled:
         self.maker_open = maker_open
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)
 class OrderCancelled:
     __slots__ = ("ts", "order", "reason")
 
@@ -62,6 +70,7 @@ class OrderCancelled:
         self.reason = reason
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)
 class OrderExpired:
     __slots__ = ("ts", "order")
 
@@ -70,6 +79,7 @@ class OrderExpired:
         self.order = order
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)
 class OrderAmended:
     __slots__ = ("ts", "order")
 
@@ -78,6 +88,7 @@ class OrderAmended:
         self.order = order
 
 
+@mypyc_attr(acyclic=True, free_list_len=1)
 class OrderTriggered:
     __slots__ = ("ts", "order")
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from tradsys.engine.position import Position
 
 
-@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
+@mypyc_attr(serializable=True, allow_interpreted_subclasses=True, acyclic=True)
 class Order:
     """A live or finished order. Slotted and hand-written: it is created on every command."""
 

@@ -589,21 +589,24 @@ class Venue:
         the position's sign)."""
         open_qty = order.open_qty - qty
         order.open_qty = open_qty
+        traded = price * qty
         order.filled_qty += qty
-        order.filled_cost += price * qty
+        order.filled_cost += traded
         order.updated_ns = self.now
         pos = order.pos
         wallet = pos.wallet
         held = pos.qty
-        if order.side is BUY:
+        # Signs compared, not multiplied: compiled, a product with a negative operand takes the slow path.
+        buy = order.side is BUY
+        if buy:
             pos.open_buy -= qty
             signed = qty
         else:
             pos.open_sell -= qty
             signed = -qty
-        if held * signed >= 0:
+        if held == 0 or (held > 0) == buy:
             pos.qty = held + signed
-            pos.cost += signed * price
+            pos.cost += traded if buy else -traded
             wallet.margin += notional
             cash = -fee
         else:
