@@ -1,13 +1,15 @@
-"""Disk faults: a full disk refuses orders with a clear reason, keeps serving reads, and heals;
-a damaged journal is detected on start, never silently skipped."""
+"""Disk faults: a full disk or a read-only database refuses orders with a clear reason, keeps
+serving reads, and heals; a damaged journal is detected on start, never silently skipped."""
 
 import json
 import os
 import resource
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -49,12 +51,31 @@ def set_file_size_limit(pid: int, soft: int) -> None:
     resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, resource.RLIM_INFINITY))
 
 
-def test_full_disk_refuses_orders_serves_reads_and_heals(tmp_path: Path) -> None:
+def disk_full(d: DaemonProcess, on: bool) -> None:
+    if d.proc.poll() is None:
+        set_file_size_limit(d.proc.pid, 1 if on else resource.RLIM_INFINITY)
+
+
+def read_only(d: DaemonProcess, on: bool) -> None:
+    """The database files immutable (`chattr +i`): even root's writes through open files fail (EPERM)."""
+    for path in (d.home / "tradsys.db", d.home / "tradsys.db-wal"):
+        if on or path.exists():
+            subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True)
+
+
+@pytest.mark.parametrize("fault", [
+    disk_full,
+    pytest.param(read_only, marks=pytest.mark.skipif(shutil.which("chattr") is None,
+                                                     reason="needs chattr (e2fsprogs)")),
+])
+def test_write_fault_refuses_orders_serves_reads_and_heals(
+    tmp_path: Path, fault: Callable[[DaemonProcess, bool], None],
+) -> None:
     d = start_daemon(tmp_path / "home", "--no-simulate")
     try:
         resting = place(d, SELL, "3000.00").order.order_id
         before = book(d)
-        set_file_size_limit(d.proc.pid, 1)
+        fault(d, True)
         with pytest.raises(grpc.RpcError) as err:
             place(d, BUY, "3000.00", "0.2", "b")  # would trade against the resting sell
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -73,15 +94,15 @@ def test_full_disk_refuses_orders_serves_reads_and_heals(tmp_path: Path) -> None
         assert book(d) == before, "the refused order's in-memory effects were undone"
         assert d.proc.poll() is None
 
-        set_file_size_limit(d.proc.pid, resource.RLIM_INFINITY)
+        fault(d, False)
         reply = eventually(lambda: place(d, BUY, "3000.00", "0.2", "b"), timeout=15)
         assert reply.fills and reply.fills[0].price.startswith("3000")
         assert health(d)["status"] == "ok"
         listed = stub.ListOrders(pb.ListOrdersRequest(), metadata=d.metadata()).orders
         assert len(listed) == 2, "refused orders left no trace"
     finally:
+        fault(d, False)
         if d.proc.poll() is None:
-            set_file_size_limit(d.proc.pid, resource.RLIM_INFINITY)
             d.kill(signal.SIGTERM)
 
 

@@ -514,15 +514,18 @@ def _vector_fast(sim: _Sim, runner: StrategyRunner, marks: _Marks) -> None:
         for side, lots, reduce_only in _legs(cur, goal):
             n += 1
             mid += 1
+            # Orders built with positional arguments: the compiled constructor parses keywords slowly.
             if side is BUY:
                 px = next_open if not slip else math.ceil(next_open * (1 + slip))
-                maker = Order(f"m{mid}", MARKET_ACCOUNT, symbol, SELL, LIMIT, lots, price=px, ts=next_ts)
+                maker = Order(f"m{mid}", MARKET_ACCOUNT, symbol, SELL, LIMIT, lots, px, None, GTC, False, False,
+                              None, None, next_ts)
             else:
                 px = next_open if not slip else max(1, math.floor(next_open * (1 - slip)))
-                maker = Order(f"m{mid}", MARKET_ACCOUNT, symbol, BUY, LIMIT, lots, price=px, ts=next_ts)
+                maker = Order(f"m{mid}", MARKET_ACCOUNT, symbol, BUY, LIMIT, lots, px, None, GTC, False, False,
+                              None, None, next_ts)
             place(maker)
-            order = Order(f"{prefix}v{n}", account, symbol, side, MARKET, lots, tif=IOC, reduce_only=reduce_only,
-                          ts=next_ts)
+            order = Order(f"{prefix}v{n}", account, symbol, side, MARKET, lots, None, None, IOC, False, reduce_only,
+                          None, None, next_ts)
             for event in place(order):
                 kind = type(event)
                 if kind is OrderFilled:
