@@ -526,11 +526,12 @@ def _vector_fast(sim: _Sim, runner: StrategyRunner, marks: _Marks) -> None:
             place(maker)
             order = Order(f"{prefix}v{n}", account, symbol, side, MARKET, lots, None, None, IOC, False, reduce_only,
                           None, None, next_ts)
+            side_name = "buy" if side is BUY else "sell"  # not side.value: an enum property is a Python call
             for event in place(order):
                 kind = type(event)
                 if kind is OrderFilled:
                     pos[symbol] += event.qty if side is BUY else -event.qty
-                    fills.append((event.ts, owner, order.id, symbol, side.value, event.price, event.qty,
+                    fills.append((event.ts, owner, order.id, symbol, side_name, event.price, event.qty,
                                   event.taker_fee, "taker"))
                 elif kind is OrderRejected:
                     rejections[event.reason] = rejections.get(event.reason, 0) + 1
