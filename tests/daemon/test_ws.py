@@ -205,7 +205,8 @@ def test_place_and_cancel_with_order_events(wsd: DaemonProcess) -> None:
                 "symbol": "BTC-USD", "side": "buy", "qty": "0.01", "price": str(price), "client_id": "ws-1"}}))
             replies: dict[int, dict[str, Any]] = {}
             events: list[dict[str, Any]] = []
-            while "cancelled" not in [e["order"]["status"] for e in events]:
+            # by kind: an event's order is its state when published, which may already be later
+            while "cancelled" not in [e["kind"] for e in events]:
                 msg = await next_msg(ws)
                 if msg["type"] == "order_event":
                     assert msg["data"]["order"]["account"] == "alice", "another account's order event"
