@@ -37,7 +37,8 @@ def test_vectorised_sma_cross_matches_per_bar_callbacks(fast: int, slow: int) ->
     assert vec.fills.drop("order_id").equals(event.fills.drop("order_id"))
 
 
-def test_vectorised_matches_per_bar_callbacks_beside_another_symbol_with_longer_bars() -> None:
+@pytest.mark.parametrize("symbols", [["BTC-USD"], None], ids=["one-given", "all-in-the-data"])
+def test_vectorised_matches_per_bar_callbacks_beside_another_symbol_with_longer_bars(symbols: list[str] | None) -> None:
     btc = pl.read_csv(EXAMPLES / "btc_bars_1m.csv")
     prices = ("open", "high", "low", "close")
     eth = btc.gather_every(2).with_columns(pl.lit("ETH-USD").alias("symbol"), *(pl.col(c) / 20 for c in prices))
@@ -46,7 +47,7 @@ def test_vectorised_matches_per_bar_callbacks_beside_another_symbol_with_longer_
     results = []
     for vectorised in (True, False):
         engine = BacktestEngine(1_000_000, vectorised=vectorised)
-        engine.add_strategy("sma_cross", params, symbols=["BTC-USD"])
+        engine.add_strategy("sma_cross", params, symbols=symbols)
         engine.load_data(data)
         results.append(engine.run())
     vec, event = results

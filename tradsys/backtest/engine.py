@@ -439,7 +439,7 @@ def _marks(runner: StrategyRunner, frame: pl.DataFrame, symbols: tuple[str, ...]
     cls, params = type(runner.strategy), runner.strategy.p
     parts = []
     last_close: dict[str, float] = {}
-    for symbol in runner.ctx.symbols:
+    for symbol in cls.signal_symbols(params, runner.ctx.symbols):
         part = frame if symbols == (symbol,) else frame.filter(pl.col("symbol") == symbol)
         if part.height == 0:
             continue

@@ -139,6 +139,12 @@ class Strategy:
         return None
 
     @classmethod
+    def signal_symbols(cls, params: Params, symbols: tuple[str, ...]) -> tuple[str, ...]:
+        """The symbols `signals` decides for, out of those the strategy was given: the ones its
+        per-bar form trades, so that both forms take the same decisions. Every one by default."""
+        return symbols
+
+    @classmethod
     def vectorised(cls) -> bool:
         return cls.signals.__func__ is not Strategy.signals.__func__  # type: ignore[attr-defined]
 

@@ -32,7 +32,7 @@ class SmaCross(Strategy):
     def on_start(self) -> None:
         if self.p.fast >= self.p.slow:
             raise ValueError(f"fast ({self.p.fast}) must be shorter than slow ({self.p.slow})")
-        self.symbol = self.p.symbol or self.ctx.symbols[0]
+        (self.symbol,) = self.signal_symbols(self.p, self.ctx.symbols)
         self.closes: deque[int] = deque(maxlen=self.p.slow)
         self.fast_sum = 0
         self.slow_sum = 0
@@ -58,6 +58,10 @@ class SmaCross(Strategy):
         if was is None or was == above:
             return
         self.ctx.order_target(self.p.quantity if above else 0.0, self.symbol)
+
+    @classmethod
+    def signal_symbols(cls, params: Params, symbols: tuple[str, ...]) -> tuple[str, ...]:
+        return (params.symbol or symbols[0],)
 
     @classmethod
     def signals(cls, bars: pl.DataFrame, params: Params) -> pl.Series | None:
