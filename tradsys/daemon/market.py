@@ -40,6 +40,7 @@ from typing import Mapping, Protocol, runtime_checkable
 import polars as pl
 
 from tradsys.data import MarketData, load_market_data
+from tradsys.daemon.ids import run_tag
 from tradsys.engine.commands import fmt
 from tradsys.engine.instrument import Instrument, to_cash
 from tradsys.engine.order import Order
@@ -507,7 +508,7 @@ class SimulatedMarket:
         return True
 
     def _start(self, now_ns: int, venue: Venue) -> None:
-        self._run = _base36(now_ns // 1_000_000)
+        self._run = run_tag(now_ns)
         accounts = set(self.accounts)
         self._cleanup = [oid for oid, o in venue.orders.items() if o.account in accounts]
         anchor = getattr(self.source, "anchor", None)
@@ -694,13 +695,3 @@ def _band(venue: Venue, account: str, inst: Instrument, ref: int | None) -> tupl
         return 1, None
     reach = ref * band * BAND_MARGIN / 1_000_000
     return max(1, math.ceil(ref - reach)), math.floor(ref + reach)
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if not n:
-            return out

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tradsys.daemon.ids import run_tag
 from tradsys.engine import BarAggregator, OrderFilled, Venue, parse_interval
 from tradsys.engine.commands import fmt
 from tradsys.engine.instrument import CASH_SCALE
@@ -322,7 +323,7 @@ class StrategyHost:
         }
 
     def _launch(self, inst: Instance, now_ns: int, venue: Venue, out: list[dict[str, Any]]) -> StrategyRunner | None:
-        prefix = f"st{inst.id}-{_base36(now_ns // 1_000_000)}-"
+        prefix = f"st{inst.id}-{run_tag(now_ns)}-"
         ctx = LiveContext(self, venue, inst.symbols, prefix, inst.account)
         stale = f"st{inst.id}-"
         for order in list(venue.orders.values()):  # left open by an earlier run of this instance
@@ -410,14 +411,3 @@ def _seed_ledger(ctx: Context, venue: Venue) -> None:
         ledger.lots = pos.qty
         ledger.fees = pos.fees / CASH_SCALE
         ledger.cash = -pos.cost * scale + pos.realized * scale - ledger.fees
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return out
-
