@@ -38,6 +38,7 @@ from tradsys.engine.strategy import (
     load_strategy,
     resolve_params,
 )
+from tradsys.engine.strategy.context import target_legs
 
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
@@ -511,26 +512,25 @@ def _vector_fast(sim: _Sim, runner: StrategyRunner, marks: _Marks) -> None:
         if goal == cur:
             continue
         sim.now = next_ts
-        for side, lots, reduce_only in _legs(cur, goal):
+        for buy, lots, reduce_only in target_legs(cur, goal):
             n += 1
             mid += 1
-            # Orders built with positional arguments: the compiled constructor parses keywords slowly.
-            if side is BUY:
+            if buy:
+                side, side_name = BUY, "buy"  # not side.value: an enum property is a Python call
                 px = next_open if not slip else math.ceil(next_open * (1 + slip))
-                maker = Order(f"m{mid}", MARKET_ACCOUNT, symbol, SELL, LIMIT, lots, px, None, GTC, False, False,
-                              None, None, next_ts)
             else:
+                side, side_name = SELL, "sell"
                 px = next_open if not slip else max(1, math.floor(next_open * (1 - slip)))
-                maker = Order(f"m{mid}", MARKET_ACCOUNT, symbol, BUY, LIMIT, lots, px, None, GTC, False, False,
-                              None, None, next_ts)
+            # Orders built with positional arguments: the compiled constructor parses keywords slowly.
+            maker = Order(f"m{mid}", MARKET_ACCOUNT, symbol, SELL if buy else BUY, LIMIT, lots, px, None, GTC, False,
+                          False, None, None, next_ts)
             place(maker)
             order = Order(f"{prefix}v{n}", account, symbol, side, MARKET, lots, None, None, IOC, False, reduce_only,
                           None, None, next_ts)
-            side_name = "buy" if side is BUY else "sell"  # not side.value: an enum property is a Python call
             for event in place(order):
                 kind = type(event)
                 if kind is OrderFilled:
-                    pos[symbol] += event.qty if side is BUY else -event.qty
+                    pos[symbol] += event.qty if buy else -event.qty
                     fills.append((event.ts, owner, order.id, symbol, side_name, event.price, event.qty,
                                   event.taker_fee, "taker"))
                 elif kind is OrderRejected:
@@ -541,19 +541,6 @@ def _vector_fast(sim: _Sim, runner: StrategyRunner, marks: _Marks) -> None:
     sim.orders_sent += n
     for symbol, lots in pos.items():  # the context's view, for anything that reads it afterwards
         ctx.ledgers[symbol].lots = lots
-
-
-def _legs(cur: int, goal: int) -> list[tuple[Side, int, bool]]:
-    """(side, lots, reduce_only) of the market orders from `cur` to `goal` lots, as `ctx.order_target`
-    sends them: a reduction reduce-only, a reversal as a reduce-only close plus a new order."""
-    legs = []
-    if cur and (goal == 0 or (goal > 0) != (cur > 0) or abs(goal) < abs(cur)):
-        close = cur if (goal == 0 or (goal > 0) != (cur > 0)) else cur - goal
-        legs.append((SELL if close > 0 else BUY, abs(close), True))
-        cur -= close
-    if goal != cur:
-        legs.append((BUY if goal > cur else SELL, abs(goal - cur), False))
-    return legs
 
 
 # -- trades ---------------------------------------------------------------------------------------
@@ -726,6 +713,5 @@ def _cross(sim: _Sim, symbol: str, price: int, qty: int | None, side: str | None
             if book.best_ask() == price:
                 return
         sim.sweep(symbol, BUY, price if touch else price - 1, lots)
-
 
 

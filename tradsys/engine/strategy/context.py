@@ -127,18 +127,9 @@ class Context:
         ledger = self.ledgers[symbol]
         current = ledger.lots
         goal = self.to_lots(symbol, target)
-        if goal == current:
-            return []
         lot = ledger.lot
-        ids = []
-        if current and (goal == 0 or (goal > 0) != (current > 0) or abs(goal) < abs(current)):
-            close = current if (goal == 0 or (goal > 0) != (current > 0)) else current - goal
-            ids.append(self.place(SELL if close > 0 else BUY, abs(close) * lot, symbol=symbol, reduce_only=True))
-            current -= close
-        if goal != current:
-            delta = goal - current
-            ids.append(self.place(BUY if delta > 0 else SELL, abs(delta) * lot, symbol=symbol))
-        return ids
+        return [self.place(BUY if buy else SELL, lots * lot, symbol=symbol, reduce_only=reduce_only)
+                for buy, lots, reduce_only in target_legs(current, goal)]
 
     def cancel(self, order_id: str) -> None:
         if order_id in self.orders:
@@ -290,3 +281,17 @@ class Context:
             order.reason = reason
             del self.orders[order_id]
         return order
+
+
+def target_legs(current: int, goal: int) -> list[tuple[bool, int, bool]]:
+    """(buy, lots, reduce_only) of the market orders that take a position from `current` to `goal`
+    lots: a reduction reduce-only (it needs no cash held), a reversal as a reduce-only close plus a
+    new order. The backtester's fast path sends the same legs without a context."""
+    legs = []
+    if current and (goal == 0 or (goal > 0) != (current > 0) or abs(goal) < abs(current)):
+        close = current if (goal == 0 or (goal > 0) != (current > 0)) else current - goal
+        legs.append((close < 0, abs(close), True))
+        current -= close
+    if goal != current:
+        legs.append((goal > current, abs(goal - current), False))
+    return legs
