@@ -1,9 +1,13 @@
 """Core: listeners see every committed batch once, in order, before any later query is answered."""
 
+import threading
+from concurrent.futures import Future
 from decimal import Decimal
 from typing import Any
 
-from tradsys.daemon.core import Core
+import pytest
+
+from tradsys.daemon.core import Core, StorageFault
 from tradsys.engine import DEFAULT_INSTRUMENTS, Venue, VenueConfig
 
 
@@ -11,9 +15,15 @@ class MemoryStore:
     def __init__(self) -> None:
         self.seq = 0
 
-    def commit(self, batch: list, venue: Venue) -> int:
-        self.seq += len(batch)
+    def prepare(self, batch: list, venue: Venue) -> list:
+        return batch
+
+    def write(self, rows: list) -> int:
+        self.seq += len(rows)
         return self.seq
+
+    def discard(self) -> None:
+        pass
 
     def snapshot(self, seq: int, venue: Venue) -> None:
         pass
@@ -60,5 +70,79 @@ def test_an_idle_engine_publishes_without_being_asked() -> None:
                 break
             core._thread.join(0.01)
         assert seen == ["1"]
+    finally:
+        core.stop()
+
+
+class GatedStore(MemoryStore):
+    """The first write waits for the test (and then fails if told to); records what was prepared
+    while a write was under way."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail = fail
+        self.gate = threading.Event()
+        self.writing = threading.Event()
+        self.prepared_while_writing = threading.Event()
+        self.written: list[str] = []
+
+    def prepare(self, batch: list, venue: Venue) -> list:
+        if self.writing.is_set():
+            self.prepared_while_writing.set()
+        return batch
+
+    def write(self, rows: list) -> int:
+        if not self.written and not self.gate.is_set():
+            self.writing.set()
+            assert self.gate.wait(10)
+            self.writing.clear()
+            if self.fail:
+                raise OSError("disk I/O error")
+        self.written += [cmd["id"] for cmd, _ in rows]
+        return super().write(rows)
+
+
+def pipelined(store: GatedStore) -> tuple[Core, Future, list[Future]]:
+    """Job A, whose render queues job B: A goes to the writer, and B is applied meanwhile."""
+    venue = Venue(DEFAULT_INSTRUMENTS, VenueConfig(initial_balances={"USD": Decimal("1000000")}))
+    fresh = lambda: Venue(DEFAULT_INSTRUMENTS, VenueConfig(initial_balances={"USD": Decimal("1000000")}))  # noqa: E731
+    core = Core(venue, store, restore=fresh, probe_seconds=3600)
+    core.start()
+    second: list[Future] = []
+
+    def render(commands: list, out: list, _venue: Venue) -> list:
+        second.append(core.submit([order(2)]))
+        return out
+
+    first = core.submit([order(1)], render)
+    assert store.prepared_while_writing.wait(10), "B is applied while A is being written"
+    return core, first, second
+
+
+def test_acks_wait_for_the_write_while_the_next_batch_is_applied() -> None:
+    store = GatedStore()
+    core, first, (second,) = pipelined(store)
+    try:
+        assert not first.done() and not second.done(), "nothing is acknowledged before it is durable"
+        store.gate.set()
+        first.result(5)
+        second.result(5)
+        assert store.written == ["1", "2"], "written in the order applied"
+        assert len(core.query(lambda venue: venue.orders)) == 2
+    finally:
+        core.stop()
+
+
+def test_a_failed_write_refuses_the_batch_applied_on_top_of_it() -> None:
+    store = GatedStore(fail=True)
+    core, first, (second,) = pipelined(store)
+    try:
+        store.gate.set()
+        for future in (first, second):
+            with pytest.raises(StorageFault):
+                future.result(5)
+        assert core.fault is not None and "disk I/O error" in core.fault
+        assert core.query(lambda venue: len(venue.orders)) == 0, "the venue is back at its durable state"
+        assert store.written == []
     finally:
         core.stop()

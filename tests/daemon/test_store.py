@@ -457,9 +457,9 @@ def test_recovery_reproduces_the_venue(tmp_path: Path, snapshot_at: int | None) 
     if snapshot_at is None or snapshot_at > len(cmds):
         assert replayed == len(cmds)
     else:
-        snap_seq = reopened.db.execute_sql("SELECT seq FROM snapshots").fetchall()
-        assert len(snap_seq) == 1 and snap_seq[0][0] >= snapshot_at
-        assert replayed == len(cmds) - snap_seq[0][0]
+        snaps = reopened.snapshots()
+        assert len(snaps) == 1 and snaps[0][0] >= snapshot_at
+        assert replayed == len(cmds) - snaps[0][0]
     assert venue_state(recovered) == venue_state(original)
 
     # the projection agrees with the venue: open orders and fees per position
@@ -494,8 +494,8 @@ def test_snapshot_round_trips_the_venue_and_replaces_older_ones(store: Store) ->
     store.commit(applied(v, *cmds[:200]), v)
     store.snapshot(100, Venue())  # an older, different state: replaced below
     store.snapshot(200, v)
-    assert store.db.execute_sql("SELECT seq, ts FROM snapshots").fetchall() == [(200, v.now)]
-    clone = pickle.loads(store.db.execute_sql("SELECT blob FROM snapshots").fetchone()[0])
+    assert [seq for seq, _ in store.snapshots()] == [200]
+    clone = pickle.loads(store.snapshots()[0][1].read_bytes())
     assert venue_state(clone) == venue_state(v)
     # shared references survive: an open order's account is the account object in the venue
     for o in clone.orders.values():
@@ -513,7 +513,7 @@ def test_a_snapshot_that_does_not_load_falls_back_to_the_whole_journal(store: St
     cmds = random_stream(6, 300)
     store.commit(applied(v, *cmds), v)
     store.snapshot(len(cmds), v)
-    store.db.execute_sql("UPDATE snapshots SET blob = ?", (pickle.dumps(v)[:-40],))
+    store.snapshots()[0][1].write_bytes(pickle.dumps(v)[:-40])
     recovered, last, replayed = store.recover(Venue)
     assert (last, replayed) == (len(cmds), len(cmds))
     assert venue_state(recovered) == venue_state(v)
@@ -867,3 +867,47 @@ def test_fast_decimal_text_matches_fmt(n: int, unit: str) -> None:
 def test_cash_text() -> None:
     assert [CASH(x) for x in (0, 1, 1_500_150, -300_030, 100_000_000, 12_345_678_900)] == [
         "0", "0.00000001", "0.0150015", "-0.0030003", "1", "123.456789"]
+
+
+def test_the_engine_snapshots_from_a_forked_child_while_it_keeps_going(tmp_path: Path) -> None:
+    from tradsys.daemon.core import Core
+
+    store = Store(tmp_path / "c.db")
+    core = Core(Venue(), store, snapshot_every=400)
+    core.start()
+    try:
+        cmds = random_stream(21, 2_000)
+        for i in range(0, len(cmds), 40):
+            core.execute(cmds[i:i + 40])
+        for _ in range(1_000):  # the last child finishes and is reaped at a later cycle
+            if core._snapshotter is None and store.snapshots():
+                break
+            core.query(lambda _venue: None)
+            time.sleep(0.01)
+        (seq, path), = store.snapshots()
+        forked = path.read_bytes()
+    finally:
+        core.stop()
+    last = store.last_seq
+    assert 400 <= seq < last, "taken by a child while running, not by the stop"
+    assert [s for s, _ in store.snapshots()] == [last], "the stop's snapshot replaced it"
+    # recovery from the child's snapshot plus the journal after it is the engine's venue
+    store.snapshots()[0][1].unlink()
+    (store.snapshot_dir / path.name).write_bytes(forked)
+    recovered, recovered_last, replayed = Store(tmp_path / "c.db").recover(Venue)
+    assert (recovered_last, replayed) == (last, last - seq)
+    # `now` aside: the engine's idle clock ticks move it without a journal row
+    assert {**venue_state(recovered), "now": 0} == {**venue_state(core.venue), "now": 0}
+
+
+def test_a_snapshot_past_the_journal_is_dropped(store: Store) -> None:
+    v = Venue()
+    cmds = random_stream(7, 100)
+    store.commit(applied(v, *cmds), v)
+    store.snapshot(len(cmds), v)
+    name = store.snapshots()[0][1].name
+    (store.snapshot_dir / name).rename(store.snapshot_dir / f"{len(cmds) + 50:020d}.pickle")
+    recovered, last, replayed = store.recover(Venue)
+    assert (last, replayed) == (len(cmds), len(cmds)), "a history the journal no longer has is not used"
+    assert store.snapshots() == []
+    assert venue_state(recovered) == venue_state(v)

@@ -2,22 +2,30 @@
 
 Clients (gRPC handlers, WebSocket sessions) submit commands in the journal format and wait on a
 future. The engine thread takes whatever is queued, stamps ids and times, applies it to the
-venue, lets the actors (simulated market, strategies) and the clock act, commits the whole batch to the store in one
-transaction (group commit: one fsync for many commands) and only then resolves the futures and
-tells the listeners. Nobody is acknowledged, and nothing is published, before it is durable.
+venue, lets the actors (simulated market, strategies) and the clock act, and has the whole batch
+written to the store in one transaction (group commit: one fsync for many commands). Only once
+the batch is durable are its futures resolved and its listeners told: nobody is acknowledged,
+and nothing is published, before it is durable.
+
+When more work is queued, the write goes to a writer thread and the engine applies the next
+batch meanwhile (SQLite runs without the interpreter lock, so the two overlap on two cores);
+batches are still written one after another, in order. When nothing else is queued the engine
+thread writes itself, which saves a thread hop before the acknowledgements. Before anything
+reads the venue for others (listeners, queries, snapshots), the write in flight is awaited, so
+what they see is durable.
 
 Listeners (feeds, metrics) are told once the engine has had nothing to do for `publish_idle`, or
 `publish_max` after the oldest unpublished batch, with every batch since: their cost is mostly per
 call (book depth, gauges), and running them while woken handlers want the interpreter to send their
 acknowledgements delays those acknowledgements.
 """
-
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -32,8 +40,11 @@ Listener = Callable[[Batch, Venue], None]
 
 
 class Store(Protocol):
-    def commit(self, batch: Batch, venue: Venue) -> int: ...
+    def prepare(self, batch: Batch, venue: Venue) -> Any: ...
+    def write(self, rows: Any) -> int: ...
+    def discard(self) -> None: ...
     def snapshot(self, seq: int, venue: Venue) -> None: ...
+    def snapshot_in_child(self, seq: int, venue: Venue) -> int: ...
 
 
 class Actor(Protocol):
@@ -53,6 +64,17 @@ class StorageFault(Unavailable):
 
 
 Render = Callable[[list[dict[str, Any]], list["list[Event] | Exception"], Venue], Any]
+
+
+@dataclass(slots=True)
+class _Write:
+    """An applied batch on its way to the store, with the answers its jobs get once it is durable."""
+
+    batch: Batch
+    rows: Any
+    answers: list[tuple["_Job", Any, Exception | None]]
+    now: int
+    apply_seconds: float
 
 
 @dataclass(slots=True)
@@ -99,6 +121,8 @@ class Core:
         self._max_batch = max_batch
         self._snapshot_every = snapshot_every
         self._since_snapshot = 0
+        self._snapshotter: int | None = None
+        """The pid of the forked child writing a snapshot, until it is reaped."""
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="tradsys-engine", daemon=True)
         self._stopping = False
@@ -116,6 +140,8 @@ class Core:
         self._publish_idle = publish_idle
         self._publish_max_ns = int(publish_max * 1e9)
         self._publish_by = 0
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="tradsys-writer")
+        self._in_flight: tuple[_Write, Future] | None = None
 
     # -- client side ----------------------------------------------------------------------
 
@@ -169,7 +195,7 @@ class Core:
             while True:
                 now = self._clock()
                 wait = max(0.0, (next_tick - now) / 1e9)
-                if self._unpublished:
+                if self._unpublished or self._in_flight is not None:
                     wait = min(wait, self._publish_idle)
                 jobs, stop = self._take(wait)
                 self._current = jobs
@@ -178,20 +204,24 @@ class Core:
                 if tick:
                     next_tick = now + self._tick_ns
                 self._cycle(jobs, now, tick)
-                if not jobs or stop or now >= self._publish_by:
+                if not jobs or stop or (self._publish_by and now >= self._publish_by):
                     self._publish()
                 self.last_cycle_ns = self._clock()
                 if stop:
                     break
+            self._reap(block=True)
             if self._since_snapshot:
                 self.store.snapshot(self.last_seq, self.venue)
         except BaseException as exc:  # the venue or the store failed: refuse work loudly, never hang clients
             self.failed = exc
             log.exception("engine.failed")
             self._fail_pending(exc)
-            for job in self._current:
+            in_flight = [job for job, _, _ in self._in_flight[0].answers] if self._in_flight else []
+            for job in self._current + in_flight:
                 if not job.future.done():
                     job.future.set_exception(Unavailable(f"the engine stopped: {exc}"))
+        finally:
+            self._writer.shutdown(wait=False)
 
     def _take(self, wait: float) -> tuple[list[_Job], bool]:
         jobs: list[_Job] = []
@@ -236,37 +266,32 @@ class Core:
             expired = venue.advance(now)
             if expired:
                 batch.append(({"op": "advance", "ts": now}, expired))
+        answers = [self._answer(job, out, venue) for job, out in results]
         if batch:
-            applied = time.perf_counter()
-            try:
-                self.last_seq = self.store.commit(batch, venue)
-            except Exception as exc:
-                if self._restore is None:
-                    for job, _ in results:
-                        job.future.set_exception(Unavailable(f"not durable: {exc}"))
-                    raise
-                self._enter_fault(exc, now)
-                for job, _ in results:
-                    job.future.set_exception(StorageFault(f"not durable, nothing was done: {self.fault}"))
+            if self._publish_by == 0:
+                self._publish_by = now + self._publish_max_ns
+            write = _Write(batch, self.store.prepare(batch, venue), answers, now, time.perf_counter() - started)
+            if not self._settle():
+                self._void(write.answers)  # applied on top of the batch that failed: gone with it
                 self._refuse([job for job in jobs if job.commands is None])
                 return
-            self.timings = (applied - started, time.perf_counter() - applied)
-            self.commands_total += len(batch)
-            self.batches_total += 1
-            self.last_commit_ns = now
-            self._since_snapshot += len(batch)
-        for job, out in results:
-            if job.render is None:
-                job.future.set_result(out)
-                continue
-            try:
-                job.future.set_result(job.render(job.commands or [], out, venue))
-            except Exception as exc:
-                job.future.set_exception(exc)
-        if batch:
-            if not self._unpublished:
-                self._publish_by = now + self._publish_max_ns
-            self._unpublished += batch
+            if self._queue.empty():
+                # Nothing to apply meanwhile: write here, and spare the acknowledgements a thread hop.
+                try:
+                    self._write(write)
+                except Exception as exc:
+                    self._write_failed(write, exc)
+                    self._refuse([job for job in jobs if job.commands is None])
+                    return
+                self._committed(write)
+            else:
+                self._in_flight = (write, self._writer.submit(self._write, write))
+        elif answers:
+            # refusals are not answered ahead of earlier commands still being written
+            if self._settle():
+                _resolve(answers)
+            else:
+                self._void(answers)
         if any(job.query is not None for job in jobs):
             self._publish()
         for job in jobs:
@@ -275,20 +300,89 @@ class Core:
                     job.future.set_result(job.query(venue))
                 except Exception as exc:
                     job.future.set_exception(exc)
-        if self._since_snapshot >= self._snapshot_every and (
-            self._queue.empty() or self._since_snapshot >= 2 * self._snapshot_every
-        ):
-            # Pickling a large venue holds the interpreter for a second or more: wait (up to twice
-            # the interval) for a moment when nobody is queued behind it.
+        if self._snapshotter is not None:
+            self._reap(block=False)
+        if self._since_snapshot >= self._snapshot_every and self._snapshotter is None and self._settle():
             try:
-                self.store.snapshot(self.last_seq, venue)
+                self._snapshotter = self.store.snapshot_in_child(self.last_seq, venue)
                 self._since_snapshot = 0
             except Exception as exc:  # only bounds the next recovery: try again later
-                log.warning("snapshot.failed", extra={"fields": {"error": str(exc)}})
-                self._since_snapshot = self._snapshot_every // 2
+                self._snapshot_failed(str(exc))
+
+    def _answer(self, job: _Job, out: list[list[Event] | Exception], venue: Venue) -> tuple[_Job, Any, Exception | None]:
+        """What a job's future resolves to, rendered now: later commands change the engine's objects."""
+        if job.render is None:
+            return job, out, None
+        try:
+            return job, job.render(job.commands or [], out, venue), None
+        except Exception as exc:
+            return job, None, exc
+
+    def _write(self, write: _Write) -> None:
+        """Make the batch durable, then answer its jobs (on the writer thread, or inline)."""
+        started = time.perf_counter()
+        self.last_seq = self.store.write(write.rows)
+        self.timings = (write.apply_seconds, time.perf_counter() - started)
+        self.commands_total += len(write.batch)
+        self.batches_total += 1
+        self.last_commit_ns = write.now
+        _resolve(write.answers)
+
+    def _settle(self) -> bool:
+        """Wait for the write in flight; False if it failed (then the venue is back at its
+        durable state and every command since is refused)."""
+        if self._in_flight is None:
+            return True
+        write, future = self._in_flight
+        self._in_flight = None
+        try:
+            future.result()
+        except Exception as exc:
+            self._write_failed(write, exc)
+            return False
+        self._committed(write)
+        return True
+
+    def _committed(self, write: _Write) -> None:
+        self._unpublished += write.batch
+        self._since_snapshot += len(write.batch)
+
+    def _write_failed(self, write: _Write, exc: Exception) -> None:
+        """The batch is applied in memory but not durable. Without a way back to the durable
+        state the engine stops; with one, it goes back and refuses commands until a probe write
+        succeeds."""
+        self.store.discard()
+        if self._restore is None:
+            self._void(write.answers, Unavailable(f"not durable: {exc}"))
+            raise exc
+        self._enter_fault(exc, write.now)
+        self._void(write.answers)
+
+    def _void(self, answers: list[tuple[_Job, Any, Exception | None]], error: Exception | None = None) -> None:
+        error = error or StorageFault(f"not durable, nothing was done: {self.fault}")
+        for job, _, _ in answers:
+            job.future.set_exception(error)
+
+    def _reap(self, block: bool) -> None:
+        """Collect the snapshot child once it has exited; a failed snapshot is tried again later."""
+        if self._snapshotter is None:
+            return
+        pid, status = os.waitpid(self._snapshotter, 0 if block else os.WNOHANG)
+        if pid == 0:
+            return
+        self._snapshotter = None
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            self._snapshot_failed(f"the snapshot process exited with {code}")
+
+    def _snapshot_failed(self, error: str) -> None:
+        log.warning("snapshot.failed", extra={"fields": {"error": error}})
+        self._since_snapshot = self._snapshot_every // 2  # half an interval from now
 
     def _publish(self) -> None:
         """Tell the listeners about every committed batch they have not seen, as one batch."""
+        self._settle()
+        self._publish_by = 0
         batch, self._unpublished = self._unpublished, []
         if not batch:
             return
@@ -355,6 +449,14 @@ class Core:
                 return
             if job is not None and not job.future.done():
                 job.future.set_exception(Unavailable(f"the engine stopped: {exc}"))
+
+
+def _resolve(answers: list[tuple[_Job, Any, Exception | None]]) -> None:
+    for job, value, error in answers:
+        if error is None:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(error)
 
 
 def _describe(exc: BaseException) -> str:

@@ -57,9 +57,10 @@ class Feeds:
         self.seq = {s: 0 for s in venue.instruments}
         self.trades = {s: deque[dict[str, Any]](maxlen=keep_trades) for s in venue.instruments}
         self.last_event_ns = 0
-        self._levels: dict[str, tuple[dict[int, tuple[int, int]], dict[int, tuple[int, int]]]] = {
-            s: ({}, {}) for s in venue.instruments
+        self._levels: dict[str, tuple[frozenset[tuple[int, int, int]], frozenset[tuple[int, int, int]]]] = {
+            s: (frozenset(), frozenset()) for s in venue.instruments
         }
+        """Per symbol, the (price, qty, count) levels of each side as last published."""
         self._order_seq = 0
         self._lock = threading.Lock()
         """Guards trades and bars, which readers on other threads copy."""
@@ -121,23 +122,28 @@ class Feeds:
         })
 
     def _publish_book(self, venue: Venue, symbol: str, now: int) -> None:
-        bids, asks = venue.books[symbol].depth(self.depth)
-        old_bids, old_asks = self._levels[symbol]
-        new_bids = {p: (q, n) for p, q, n in bids}
-        new_asks = {p: (q, n) for p, q, n in asks}
-        inst = venue.instruments[symbol]
-        d_bids = _diff(old_bids, new_bids)
-        d_asks = _diff(old_asks, new_asks)
-        if not d_bids and not d_asks:
+        """Level deltas against the levels last published. Nobody subscribed: nothing is built
+        and `seq` stays, so the next delta is taken against older levels; its absolute levels are
+        then a superset of what changed since any snapshot a new subscriber took meanwhile."""
+        if not self.hub.wants(f"book:{symbol}"):
             return
-        self._levels[symbol] = (new_bids, new_asks)
+        bids, asks = venue.books[symbol].depth(self.depth)
+        new = (frozenset(bids), frozenset(asks))
+        old = self._levels[symbol]
+        if new == old:
+            return
+        self._levels[symbol] = new
         self.seq[symbol] += 1
+        inst = venue.instruments[symbol]
 
-        def levels(changes: list[tuple[int, int, int]]) -> list[Level]:
+        def levels(old: frozenset[tuple[int, int, int]], new: frozenset[tuple[int, int, int]]) -> list[Level]:
+            prices = {p for p, _, _ in new}
+            changes = [*(new - old), *((p, 0, 0) for p, _, _ in old if p not in prices)]
             return [(fmt(inst.price(p)), fmt(inst.qty(q)), n) for p, q, n in changes]
 
         self.hub.publish(
-            f"book:{symbol}", BookView(symbol, self.seq[symbol], now, levels(d_bids), levels(d_asks), snapshot=False)
+            f"book:{symbol}",
+            BookView(symbol, self.seq[symbol], now, levels(old[0], new[0]), levels(old[1], new[1]), snapshot=False),
         )
 
     def book_snapshot(self, venue: Venue, symbol: str, depth: int) -> BookView:
@@ -182,8 +188,3 @@ class Feeds:
             "closed": closed,
         }
 
-
-def _diff(old: dict[int, tuple[int, int]], new: dict[int, tuple[int, int]]) -> list[tuple[int, int, int]]:
-    changes = [(p, q, n) for p, (q, n) in new.items() if old.get(p) != (q, n)]
-    changes += [(p, 0, 0) for p in old if p not in new]
-    return changes

@@ -2,6 +2,7 @@
 
 from collections import Counter as Tally
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import PlatformCollector, ProcessCollector
@@ -15,6 +16,9 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
 class Metrics:
     def __init__(self) -> None:
         self._timings: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._shown: dict[tuple[int, tuple[str, ...]], float] = {}
+        """The value each gauge child was last set to by `on_commit`."""
         self.ack_window = LatencyWindow()
         """The last minute of acknowledgement latencies, for the p99 alert."""
         r = self.registry = CollectorRegistry()
@@ -72,7 +76,8 @@ class Metrics:
 
     def on_commit(self, batch: list, venue: Venue) -> None:
         """Engine-thread listener: counts from events, gauges from the venue. Counts are summed
-        per batch first: a labelled increment costs far more than a dict update."""
+        per batch first, children are looked up in `_child` rather than through `labels()`, and a
+        gauge is only set when its value moved: this runs after every commit."""
         orders: Tally[tuple[str, str, str, str]] = Tally()
         rejections: Tally[str] = Tally()
         traded: dict[str, list[int]] = {}
@@ -96,40 +101,60 @@ class Metrics:
                         orders["rejected", cmd["symbol"], cmd.get("side", ""), cmd.get("type", "limit")] += 1
                 elif kind is OrderCancelled or kind is OrderExpired:
                     touched.add(event.order.symbol)
+        child = self._child
         for labels, n in orders.items():
-            self.orders.labels(*labels).inc(n)
+            child(self.orders, labels).inc(n)
         for reason, n in rejections.items():
-            self.rejections.labels(reason).inc(n)
+            child(self.rejections, (reason,)).inc(n)
+        now = venue.now / 1e9
         for symbol, (fills, lots, notional) in traded.items():
             inst = venue.instruments[symbol]
-            self.fills.labels(symbol).inc(fills)
-            self.last_trade.labels(symbol).set(venue.now / 1e9)
-            self.volume.labels(symbol).inc(float(inst.qty(lots)))
-            self.notional.labels(symbol).inc(notional * inst.cash_mult / 1e8)
+            key = (symbol,)
+            child(self.fills, key).inc(fills)
+            child(self.last_trade, key).set(now)
+            child(self.volume, key).inc(float(inst.qty(lots)))
+            child(self.notional, key).inc(notional * inst.cash_mult / 1e8)
             touched.add(symbol)
         self.commands.inc(len(batch))
         self.batch_size.observe(len(batch))
         apply_s, commit_s = self._timings()
         self.commit_seconds.observe(commit_s)
         self.engine_seconds.observe(apply_s + commit_s)
+        gauge = self._gauge
         for symbol in touched:
             book, inst = venue.books[symbol], venue.instruments[symbol]
+            key = (symbol,)
             bid, ask = book.best_bid(), book.best_ask()
             if bid is not None:
-                self.best_bid.labels(symbol).set(float(inst.price(bid)))
+                gauge(self.best_bid, key, float(inst.price(bid)))
             if ask is not None:
-                self.best_ask.labels(symbol).set(float(inst.price(ask)))
+                gauge(self.best_ask, key, float(inst.price(ask)))
             if bid is not None and ask is not None:
-                self.spread.labels(symbol).set(float(inst.price(ask - bid)))
+                gauge(self.spread, key, float(inst.price(ask - bid)))
             bids, asks = book.depth(10)
-            self.book_depth.labels(symbol, "bid").set(float(inst.qty(sum(q for _, q, _ in bids))))
-            self.book_depth.labels(symbol, "ask").set(float(inst.qty(sum(q for _, q, _ in asks))))
+            gauge(self.book_depth, (symbol, "bid"), float(inst.qty(sum(q for _, q, _ in bids))))
+            gauge(self.book_depth, (symbol, "ask"), float(inst.qty(sum(q for _, q, _ in asks))))
         for symbol in venue.instruments:
-            self.halted.labels(symbol).set(1 if venue.halt_reason(symbol) else 0)
-            self.breaker_open.labels(symbol).set(1 if venue.breakers[symbol].is_open(venue.now) else 0)
-        self.kill_switch.set(1 if venue.kill_switch else 0)
+            key = (symbol,)
+            gauge(self.halted, key, 1.0 if venue.halt_reason(symbol) else 0.0)
+            gauge(self.breaker_open, key, 1.0 if venue.breakers[symbol].is_open(venue.now) else 0.0)
+        gauge(self.kill_switch, (), 1.0 if venue.kill_switch else 0.0)
         self.open_orders.set(len(venue.orders))
-        self.last_event.set(venue.now / 1e9)
+        self.last_event.set(now)
+
+    def _child(self, metric: Any, labels: tuple[str, ...]) -> Any:
+        """A labelled metric's child: `labels()` validates and locks on every call, this is a dict lookup."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels) if labels else metric
+        return found
+
+    def _gauge(self, metric: Gauge, labels: tuple[str, ...], value: float) -> None:
+        key = (id(metric), labels)
+        if self._shown.get(key) != value:
+            self._shown[key] = value
+            self._child(metric, labels).set(value)
 
     def bind_engine(self, pending: Callable[[], int], last_cycle_ns: Callable[[], int],
                     timings: Callable[[], tuple[float, float]]) -> None:

@@ -8,7 +8,9 @@ thread), and WAL lets them read while the writer writes.
 The journal is the truth: every command that reached the engine, in order, including the ones
 it rejected (they still move rate-limit counters and the clock). `recover` loads the newest
 snapshot and replays the journal after it through `commands.apply`, which reproduces the venue
-exactly. `orders` and `fills` are projections of the events, kept for queries.
+exactly. `orders` and `fills` are projections of the events, kept for queries. Snapshots are
+pickle files beside the database (`NAME.snapshots/`), not rows: a forked child writes them
+(`snapshot_in_child`), and a child must not use the parent's SQLite.
 
 Prices, quantities and fees are stored as exact decimal TEXT ("100.01", "0.5").
 """
@@ -17,11 +19,15 @@ from __future__ import annotations
 
 import heapq
 import json
+import gc
 import logging
+import os
 import pickle
+import traceback
 from decimal import Decimal
+from itertools import chain
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import peewee as pw
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
@@ -131,17 +137,6 @@ class FillRow(pw.Model):
         )
 
 
-class SnapshotRow(pw.Model):
-    seq = pw.BigIntegerField(primary_key=True)
-    """The last journal row the snapshot includes."""
-    ts = pw.BigIntegerField()
-    """Engine clock of the venue at the snapshot."""
-    blob = pw.BlobField()
-
-    class Meta:
-        table_name = "snapshots"
-
-
 class RiskLimitRow(pw.Model):
     account = pw.TextField(default="")
     """'' = every account."""
@@ -187,7 +182,7 @@ class AlertRow(pw.Model):
         indexes = ((("state", "started_ns"), False),)
 
 
-MODELS: tuple[type[pw.Model], ...] = (JournalRow, OrderRow, FillRow, SnapshotRow, RiskLimitRow, StrategyRow, AlertRow)
+MODELS: tuple[type[pw.Model], ...] = (JournalRow, OrderRow, FillRow, RiskLimitRow, StrategyRow, AlertRow)
 
 ORDER_COLUMNS = tuple(OrderRow._meta.sorted_field_names)
 assert ORDER_COLUMNS == ORDER_FIELDS, "records.order_row builds rows in the table's column order"
@@ -195,24 +190,52 @@ FILL_COLUMNS = tuple(FillRow._meta.sorted_field_names)
 _ORDER_COLS = ", ".join(ORDER_COLUMNS)
 _FILL_COLS = ", ".join(FILL_COLUMNS)
 _ORDER_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in ORDER_COLUMNS if c != "id")
-SQL_JOURNAL = "INSERT INTO journal (seq, ts, op, command) VALUES (?, ?, ?, ?)"
-SQL_ORDER_UPSERT = (
-    f"INSERT INTO orders ({_ORDER_COLS}) VALUES ({', '.join('?' * len(ORDER_COLUMNS))}) "
-    f"ON CONFLICT (id) DO UPDATE SET {_ORDER_UPDATE}"
-)
+
+
+class Insert:
+    """An INSERT that takes many rows per statement.
+
+    sqlite3's `executemany` releases the interpreter around every row's step, and whichever
+    thread takes it meanwhile may keep it for a whole switch interval: a batch of hundreds of
+    rows spent most of its time waiting to get the interpreter back. Here a statement carries up
+    to `CHUNK` rows; row counts are split into powers of two, so a few statements serve all.
+    """
+
+    CHUNK = 64
+
+    def __init__(self, head: str, width: int, tail: str = "") -> None:
+        self.head, self.tail = head, tail
+        self.row = "(" + ", ".join("?" * width) + ")"
+        self._sql: dict[int, str] = {}
+
+    def sql(self, rows: int) -> str:
+        found = self._sql.get(rows)
+        if found is None:
+            found = self._sql[rows] = f"{self.head} VALUES {', '.join([self.row] * rows)} {self.tail}".rstrip()
+        return found
+
+    def run(self, conn: Any, rows: list[tuple]) -> None:
+        start = 0
+        while start < len(rows):
+            n = 1 << (min(len(rows) - start, self.CHUNK).bit_length() - 1)
+            conn.execute(self.sql(n), list(chain.from_iterable(rows[start:start + n])))
+            start += n
+
+
+INSERT_JOURNAL = Insert("INSERT INTO journal (seq, ts, op, command)", 4)
+_ORDER_INSERT = f"INSERT INTO orders ({_ORDER_COLS})"
+INSERT_ORDERS = Insert(_ORDER_INSERT, len(ORDER_COLUMNS), f"ON CONFLICT (id) DO UPDATE SET {_ORDER_UPDATE}")
 MUTABLE_COLUMNS = ("price", "stop_price", "qty", "filled_qty", "open_qty", "avg_price", "status", "reason", "updated_ns")
 """What can change once an order is accepted. Updating only these leaves the symbol and time
 indexes alone: SQLite rewrites an index entry when any of its columns is in the SET list."""
-SQL_ORDER_UPDATE = (
-    f"INSERT INTO orders ({_ORDER_COLS}) VALUES ({', '.join('?' * len(ORDER_COLUMNS))}) "
-    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in MUTABLE_COLUMNS)}"
+UPDATE_ORDERS = Insert(
+    _ORDER_INSERT, len(ORDER_COLUMNS),
+    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in MUTABLE_COLUMNS)}",
 )
-SQL_REJECTED_UPSERT = SQL_ORDER_UPSERT + " WHERE orders.status = 'rejected'"
+INSERT_REJECTED = Insert(INSERT_ORDERS.head, len(ORDER_COLUMNS), INSERT_ORDERS.tail + " WHERE orders.status = 'rejected'")
 """A rejected `new` never overwrites an order that was accepted under the same id (a duplicate
 id, or a malformed command reusing one); it may replace an earlier rejection."""
-SQL_FILL = (
-    f"INSERT INTO fills ({', '.join(FILL_COLUMNS[1:])}) VALUES ({', '.join('?' * (len(FILL_COLUMNS) - 1))})"
-)
+INSERT_FILLS = Insert(f"INSERT INTO fills ({', '.join(FILL_COLUMNS[1:])})", len(FILL_COLUMNS) - 1)
 
 
 # -- decimal text from integer units -------------------------------------------------------
@@ -262,6 +285,43 @@ class CorruptJournal(Exception):
     """A journal row that cannot be read back: the daemon will not guess what it did."""
 
 
+class Rows(NamedTuple):
+    """A prepared batch: journal rows up to `seq`, and the projections of its events."""
+
+    seq: int
+    journal: list[tuple]
+    created: list[tuple]
+    updated: list[tuple]
+    rejected: list[tuple]
+    fills: list[tuple]
+
+
+SNAPSHOT_SUFFIX = ".pickle"
+
+
+def write_snapshot(directory: Path, seq: int, venue: Venue, fsync: bool) -> None:
+    """The venue pickled to `directory/SEQ.pickle`, written whole under a temporary name and then
+    renamed, so a snapshot file is complete or absent; older snapshot files are removed."""
+    directory.mkdir(exist_ok=True)
+    final = directory / f"{seq:020d}{SNAPSHOT_SUFFIX}"
+    tmp = directory / f".{seq:020d}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as out:
+        pickle.dump(venue, out, protocol=5)
+        if fsync:
+            out.flush()
+            os.fsync(out.fileno())
+    os.replace(tmp, final)
+    if fsync:
+        handle = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+    for old in directory.glob("*" + SNAPSHOT_SUFFIX):
+        if old.stem.isdigit() and int(old.stem) < seq:
+            old.unlink(missing_ok=True)
+
+
 class Store:
     """The daemon's SQLite database. See the module docstring for the thread model."""
 
@@ -269,6 +329,8 @@ class Store:
         """`fsync=False` keeps commits durable against a killed process (the WAL is written before
         `commit` returns) but not against power loss: SQLite's synchronous=NORMAL."""
         self.path = Path(path)
+        self.snapshot_dir = self.path.with_name(self.path.name + ".snapshots")
+        self._fsync = fsync
         self.db = pw.SqliteDatabase(
             str(self.path),
             pragmas=PRAGMAS + (("wal_autocheckpoint", wal_autocheckpoint), ("synchronous", "full" if fsync else "normal")),
@@ -284,7 +346,10 @@ class Store:
             raise RuntimeError(f"{self.path}: could not switch to WAL (journal_mode={mode})")
         with self.db.atomic("IMMEDIATE"):
             self.db.create_tables(list(self.models.values()), safe=True)
+            self.db.execute_sql("DROP TABLE IF EXISTS snapshots")  # where snapshots were kept before the files
         self._seq = self._max_seq()
+        self._prepared = self._seq
+        """The seq of the last row `prepare` handed out; `_seq` is the last one written."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -313,10 +378,7 @@ class Store:
             self.db.execute_sql(f"PRAGMA user_version = {(version + 1) % 1_000_000}")
 
     def _max_seq(self) -> int:
-        row = self.db.execute_sql(
-            "SELECT max(coalesce((SELECT max(seq) FROM journal), 0), coalesce((SELECT max(seq) FROM snapshots), 0))"
-        ).fetchone()
-        return row[0] or 0
+        return self.db.execute_sql("SELECT max(seq) FROM journal").fetchone()[0] or 0
 
     @property
     def last_seq(self) -> int:
@@ -328,9 +390,18 @@ class Store:
     def commit(self, batch: Sequence[tuple[dict, list[Event]]], venue: Venue) -> int:
         """Journal a batch of applied commands and project their events, in one durable
         transaction; returns the seq of the batch's last journal row."""
-        if not batch:
-            return self._seq
-        seq = self._seq
+        rows = self.prepare(batch, venue)
+        try:
+            return self.write(rows)
+        except BaseException:
+            self.discard()
+            raise
+
+    def prepare(self, batch: Sequence[tuple[dict, list[Event]]], venue: Venue) -> Rows:
+        """A batch's journal rows and projections, read from the engine's objects as they are
+        now: call it before the engine applies anything else. `write` then makes them durable,
+        on any thread, in the order they were prepared."""
+        seq = self._prepared
         journal: list[tuple] = []
         touched: dict[str, Order | tuple] = {}
         fresh: set[str] = set()
@@ -376,27 +447,35 @@ class Store:
                 rejected.append(item)
             else:
                 (created if oid in fresh else updated).append(self._order_row(venue, item, reasons.get(oid)))
+        self._prepared = seq
+        return Rows(seq, journal, created, updated, rejected, fills)
+
+    def write(self, rows: Rows) -> int:
+        """Make prepared rows durable in one transaction; returns the seq of their last journal
+        row. After a failure, `discard` whatever was prepared but not written."""
+        if not rows.journal:
+            return self._seq
         # The sqlite3 connection directly: peewee's transaction bookkeeping costs as much as the
         # inserts of a one-order batch.
         conn = self.db.connection()
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(SQL_JOURNAL, journal)
-            if created:
-                conn.executemany(SQL_ORDER_UPSERT, created)
-            if updated:
-                conn.executemany(SQL_ORDER_UPDATE, updated)
-            if rejected:
-                conn.executemany(SQL_REJECTED_UPSERT, rejected)
-            if fills:
-                conn.executemany(SQL_FILL, fills)
+            conn.execute("BEGIN IMMEDIATE")
+            INSERT_JOURNAL.run(conn, rows.journal)
+            INSERT_ORDERS.run(conn, rows.created)
+            UPDATE_ORDERS.run(conn, rows.updated)
+            INSERT_REJECTED.run(conn, rows.rejected)
+            INSERT_FILLS.run(conn, rows.fills)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._seq = seq
-        return seq
+        self._seq = rows.seq
+        return rows.seq
+
+    def discard(self) -> None:
+        """Forget rows prepared but not written: the next `prepare` follows the last write."""
+        self._prepared = self._seq
 
     @staticmethod
     def _order_row(venue: Venue, o: Order, reason: str | None) -> tuple:
@@ -421,28 +500,60 @@ class Store:
 
     def snapshot(self, seq: int, venue: Venue) -> None:
         """Store the pickled venue as the state after journal row `seq`; older snapshots go."""
+        self._check_snapshot_seq(seq)
+        write_snapshot(self.snapshot_dir, seq, venue, self._fsync)
+
+    def snapshot_in_child(self, seq: int, venue: Venue) -> int:
+        """`snapshot` from a forked child, whose copy-on-write image of the venue stays as it was
+        at the fork: the engine goes on at once instead of pausing for as long as pickling a
+        large venue takes (about a second per 100 k open orders). Returns the child's pid; the
+        child exits 0 once the snapshot is in place."""
+        self._check_snapshot_seq(seq)
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:
+            gc.disable()  # a collection would touch, and so copy, every page of the parent's heap
+            write_snapshot(self.snapshot_dir, seq, venue, self._fsync)
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+
+    def _check_snapshot_seq(self, seq: int) -> None:
         if seq > self._seq:
             raise ValueError(f"snapshot seq {seq} is past the journal's last seq {self._seq}")
-        blob = pickle.dumps(venue, protocol=5)
-        with self.db.atomic("IMMEDIATE"):
-            conn = self.db.connection()
-            conn.execute("INSERT OR REPLACE INTO snapshots (seq, ts, blob) VALUES (?, ?, ?)", (seq, venue.now, blob))
-            conn.execute("DELETE FROM snapshots WHERE seq < ?", (seq,))
 
-    # -- recovery ------------------------------------------------------------------------------
+    def snapshots(self) -> list[tuple[int, Path]]:
+        """(seq, file) of the snapshots on disk, newest first."""
+        if not self.snapshot_dir.is_dir():
+            return []
+        found = [(int(f.stem), f) for f in self.snapshot_dir.glob("*" + SNAPSHOT_SUFFIX) if f.stem.isdigit()]
+        return sorted(found, reverse=True)
 
     def recover(self, make_venue: Callable[[], Venue]) -> tuple[Venue, int, int]:
         """(venue, last seq, commands replayed): the newest snapshot (or `make_venue()`) plus
         every journal row after it, replayed through `commands.apply`."""
-        row = self.db.execute_sql("SELECT seq, blob FROM snapshots ORDER BY seq DESC LIMIT 1").fetchone()
+        for stale in self.snapshot_dir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)  # a child killed while writing
         venue, last = None, 0
-        if row is not None:
+        for seq, path in self.snapshots():
+            if seq > self._seq:
+                # The journal lost rows the snapshot includes (synchronous=NORMAL and a power
+                # loss): that history is gone, and new rows will reuse its seqs.
+                log.warning("snapshot at seq %s is past the journal's end (%s); removing it", seq, self._seq)
+                path.unlink(missing_ok=True)
+                continue
             try:
-                venue, last = pickle.loads(row[1]), row[0]
+                venue, last = pickle.loads(path.read_bytes()), seq
+                break
             except Exception:
                 # e.g. the engine's classes changed since the snapshot was taken: the journal is
                 # complete, so replaying all of it gives the same venue, only slower.
-                log.warning("snapshot at seq %s does not load; replaying the whole journal", row[0], exc_info=True)
+                log.warning("snapshot at seq %s does not load; replaying the whole journal", seq, exc_info=True)
+                break
         if venue is None:
             venue = make_venue()
         replayed = 0
