@@ -218,8 +218,11 @@ class RejectWindow:
             if cmd.get("op") != "new" or str(cmd.get("account", "")).startswith("sim-"):
                 continue
             orders += 1
-            if any(isinstance(e, OrderRejected) and e.order_id == cmd.get("id") for e in events):
-                rejected += 1
+            oid = cmd.get("id")
+            for event in events:
+                if type(event) is OrderRejected and event.order_id == oid:
+                    rejected += 1
+                    break
         if not orders:
             return
         with self._lock:

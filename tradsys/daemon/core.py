@@ -9,8 +9,8 @@ and nothing is published, before it is durable.
 
 When more work is queued, the write goes to a writer thread and the engine applies the next
 batch meanwhile (SQLite runs without the interpreter lock, so the two overlap on two cores);
-batches are still written one after another, in order. When nothing else is queued the engine
-thread writes itself, which saves a thread hop before the acknowledgements. Before anything
+batches are still written one after another, in order. A small batch with nothing else queued
+the engine thread writes itself, which saves a thread hop before its acknowledgements. Before anything
 reads the venue for others (listeners, queries, snapshots), the write in flight is awaited, so
 what they see is durable.
 
@@ -35,6 +35,9 @@ from tradsys.engine.commands import BadCommand, apply
 log = logging.getLogger("tradsys.core")
 
 T = TypeVar("T")
+INLINE_WRITE = 32
+"""Batches up to this size are written on the engine thread when nothing else is queued; a larger
+one is handed to the writer even then, as the next batch may well arrive while it is written."""
 Batch = list[tuple[dict[str, Any], list[Event]]]
 Listener = Callable[[Batch, Venue], None]
 
@@ -275,8 +278,9 @@ class Core:
                 self._void(write.answers)  # applied on top of the batch that failed: gone with it
                 self._refuse([job for job in jobs if job.commands is None])
                 return
-            if self._queue.empty():
-                # Nothing to apply meanwhile: write here, and spare the acknowledgements a thread hop.
+            if len(batch) <= INLINE_WRITE and self._queue.empty():
+                # A few commands and nothing to apply meanwhile: write here, and spare their
+                # acknowledgements a thread hop.
                 try:
                     self._write(write)
                 except Exception as exc:

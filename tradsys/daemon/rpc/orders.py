@@ -239,8 +239,12 @@ class OrderService(pb_grpc.OrderServiceServicer):
             except Unavailable as exc:
                 context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             ack = pb.OrderBatchAck(seq=seq)
+            add = ack.results.add  # filled in place: appending a built message copies it
             for slot in slots:
-                ack.results.append(slot if isinstance(slot, pb.OrderResult) else _result(next(results)))
+                if slot is None:
+                    _add_result(add, next(results))
+                else:
+                    add().CopyFrom(slot)
             yield ack
 
     def _submit_batch(self, principal: Principal, batch: pb.OrderBatch) -> tuple[int, list[Any], Any]:
@@ -312,10 +316,10 @@ def _error(code: int, message: str) -> pb.OrderResult:
     return pb.OrderResult(status=common.ORDER_STATUS_REJECTED, error=common.Error(code=code, message=message))
 
 
-def _result(outcome: tuple) -> pb.OrderResult:
+def _add_result(add: Any, outcome: tuple) -> None:
     order_id, client_id, status, reason, message = outcome
     if status == "rejected":
-        code = error_code(reason)
-        return pb.OrderResult(order_id=order_id, client_id=client_id, status=common.ORDER_STATUS_REJECTED,
-                              error=common.Error(code=code, message=f"{reason}: {message}"))
-    return pb.OrderResult(order_id=order_id, client_id=client_id, status=STATUSES.get(status, 0))
+        add(order_id=order_id, client_id=client_id, status=common.ORDER_STATUS_REJECTED,
+            error=common.Error(code=error_code(reason), message=f"{reason}: {message}"))
+    else:
+        add(order_id=order_id, client_id=client_id, status=STATUSES.get(status, 0))
