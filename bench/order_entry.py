@@ -2,7 +2,10 @@
 
 Starts a daemon (no simulated market, a fresh temporary home) once per durability mode —
 "fsync" (the default: an fsync per group commit) and "process" (survives SIGKILL, not power
-loss) — and, in the same run, a bare grpcio echo server for the floor a unary call cannot beat.
+loss) — and a bare grpcio echo server for the floor a unary call cannot beat. The echo server
+runs in a process of its own, like the daemon, and blocks of 100 echo and PlaceOrder calls
+alternate, so that both see the same machine at the same moment (this VM's speed drifts by
+±15 % between runs) without the daemon's idle work after an order landing on an echo.
 
     python bench/order_entry.py [--unary 2000] [--stream 100000] [--batch 500]
 """
@@ -16,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -39,29 +42,30 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
 
 
-def echo_round_trip(n: int) -> list[float]:
-    """A bare grpcio unary echo on loopback: the same transport, no work."""
+ECHO_SERVER = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import grpc
+handler = grpc.method_handlers_generic_handler(
+    "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, _context: request)})
+server = grpc.server(ThreadPoolExecutor(max_workers=32))
+server.add_generic_rpc_handlers((handler,))
+server.add_insecure_port("127.0.0.1:" + sys.argv[1])
+server.start()
+print("ready", flush=True)
+server.wait_for_termination()
+"""
+
+
+BLOCK = 100
+
+
+def start_echo() -> tuple[subprocess.Popen, str]:
+    """A bare grpcio unary echo server in its own process: the same transport, no work."""
     port = free_port()
-    handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, _context: request)}
-    )
-    server = grpc.server(ThreadPoolExecutor(max_workers=8))
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    call = channel.unary_unary("/bench.Echo/Echo")
-    payload = b"x" * 96
-    for _ in range(200):
-        call(payload)
-    out = []
-    for _ in range(n):
-        start = time.perf_counter()
-        call(payload)
-        out.append(time.perf_counter() - start)
-    channel.close()
-    server.stop(0)
-    return out
+    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc, f"127.0.0.1:{port}"
 
 
 def start_daemon(home: Path, durability: str) -> tuple[subprocess.Popen, str]:
@@ -86,8 +90,9 @@ def place_request(i: int) -> pb.PlaceOrderRequest:
     return pb.PlaceOrderRequest(account=f"bench{i % 64}", symbol="ETH-USD", side=side, price=f"{price}.00", qty="0.010")
 
 
-def measure(durability: str, args: argparse.Namespace) -> tuple[list[float], float, int]:
-    """Unary latencies, then streaming throughput, against a fresh daemon."""
+def measure(durability: str, echo: Callable[[bytes], bytes], args: argparse.Namespace) -> tuple[list[float], list[float], float, int]:
+    """Unary latencies (PlaceOrder and echo, alternating), then streaming throughput, against a
+    fresh daemon."""
     with tempfile.TemporaryDirectory() as tmp:
         proc, target = start_daemon(Path(tmp), durability)
         try:
@@ -98,13 +103,22 @@ def measure(durability: str, args: argparse.Namespace) -> tuple[list[float], flo
                 rk.SetLimitsRequest(limits=[rk.RiskLimit(key="max_orders_per_second", value="none")]), metadata=meta
             )
             orders = pb_grpc.OrderServiceStub(channel)
+            payload = b"x" * 96
             for i in range(200):
                 orders.PlaceOrder(place_request(i), metadata=meta)
-            unary = []
-            for i in range(args.unary):
-                start = time.perf_counter()
-                orders.PlaceOrder(place_request(i), metadata=meta)
-                unary.append(time.perf_counter() - start)
+                echo(payload)
+            unary: list[float] = []
+            bare: list[float] = []
+            for block in range(0, args.unary, BLOCK):
+                for i in range(block, min(block + BLOCK, args.unary)):
+                    start = time.perf_counter()
+                    orders.PlaceOrder(place_request(i), metadata=meta)
+                    unary.append(time.perf_counter() - start)
+                time.sleep(0.005)  # the daemon's idle work after the last order is not the echo's
+                for _ in range(block, min(block + BLOCK, args.unary)):
+                    start = time.perf_counter()
+                    echo(payload)
+                    bare.append(time.perf_counter() - start)
             batches = [
                 pb.OrderBatch(seq=b, requests=[pb.OrderRequest(place=place_request(b * args.batch + j))
                                                for j in range(args.batch)])
@@ -120,7 +134,7 @@ def measure(durability: str, args: argparse.Namespace) -> tuple[list[float], flo
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-    return unary, rate, errors
+    return unary, bare, rate, errors
 
 
 def main() -> None:
@@ -130,16 +144,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
 
-    echo_p50, echo_p99 = percentiles(echo_round_trip(args.unary))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}")
-    print(f"bare grpcio echo:        p50 {echo_p50 * 1e6:6.0f} us  p99 {echo_p99 * 1e6:6.0f} us  ({args.unary} calls)")
-    for durability in ("fsync", "process"):
-        unary, rate, errors = measure(durability, args)
-        p50, p99 = percentiles(unary)
-        print(f"[durability={durability}]")
-        print(f"  unary PlaceOrder:      p50 {p50 * 1e6:6.0f} us  p99 {p99 * 1e6:6.0f} us  (p50 = {p50 / echo_p50:.2f}x echo)")
-        print(f"  streaming OrderEntry:  {rate:,.0f} acked durable orders/s "
-              f"({args.stream:,} orders in batches of {args.batch}, {errors} refused)")
+    echo_proc, echo_target = start_echo()
+    echo_channel = grpc.insecure_channel(echo_target)
+    try:
+        echo = echo_channel.unary_unary("/bench.Echo/Echo")
+        for durability in ("fsync", "process"):
+            unary, bare, rate, errors = measure(durability, echo, args)
+            p50, p99 = percentiles(unary)
+            echo_p50, echo_p99 = percentiles(bare)
+            print(f"[durability={durability}]")
+            print(f"  bare grpcio echo:      p50 {echo_p50 * 1e6:6.0f} us  p99 {echo_p99 * 1e6:6.0f} us  ({args.unary} calls)")
+            print(f"  unary PlaceOrder:      p50 {p50 * 1e6:6.0f} us  p99 {p99 * 1e6:6.0f} us  (p50 = {p50 / echo_p50:.2f}x echo)")
+            print(f"  streaming OrderEntry:  {rate:,.0f} acked durable orders/s "
+                  f"({args.stream:,} orders in batches of {args.batch}, {errors} refused)")
+    finally:
+        echo_channel.close()
+        echo_proc.terminate()
+        echo_proc.wait(10)
 
 
 if __name__ == "__main__":
