@@ -456,8 +456,8 @@ class Venue:
         else:
             price = order.price if order.price is not None else self._market_price(order, self._limits(order))
             if price is not None:
-                order.hold = hold = price * self.instruments[symbol].cash_mult
-                pos.wallet.reserved += hold * qty
+                order.hold_price = price
+                pos.wallet.reserved += price * qty * self.instruments[symbol].cash_mult
         out.append(OrderAccepted(order.created_ns, order))
         if order.expire_ns is not None:
             heappush(self._expiries, (order.expire_ns, order.seq, order))
@@ -570,12 +570,15 @@ class Venue:
         mult = self.instruments[symbol].cash_mult
         now = self.now
         day = now // DAY_NS
-        taker_rate, maker_rate = self.taker_rate, self.maker_rate
+        # Fee rates per tick x lot rather than per cash unit: compiled, ticks x lots times these stays
+        # in machine integers, where the notional (2**30 or more) times a rate would not.
+        taker_rate, maker_rate = mult * self.taker_rate, mult * self.maker_rate
         trade_id = self._trade_seq
         for maker, price, qty in matches:
-            notional = price * qty * mult
-            taker_fee = -(-notional * taker_rate // FEE_SCALE)
-            maker_fee = -(-notional * maker_rate // FEE_SCALE)
+            traded = price * qty
+            notional = traded * mult
+            taker_fee = -(-(traded * taker_rate) // FEE_SCALE)
+            maker_fee = -(-(traded * maker_rate) // FEE_SCALE)
             self._settle(taker, price, qty, notional, taker_fee, mult, day)
             self._settle(maker, price, qty, notional, maker_fee, mult, day)
             trade_id += 1
@@ -612,10 +615,10 @@ class Venue:
         else:
             before = abs(pos.cost)
             cash = pos.reduce(signed, price) * mult - fee
-            wallet.margin += (abs(pos.cost) - before) * mult
+            wallet.margin -= (before - abs(pos.cost)) * mult  # shrinks: a positive product is cheaper
         pos.fees += fee
         wallet.balance += cash
-        wallet.reserved -= order.hold * qty
+        wallet.reserved -= order.hold_price * qty * mult
         acct = order.acct
         if acct.loss_day != day:
             acct.loss_day, acct.day_realized = day, 0
@@ -650,7 +653,7 @@ class Venue:
             pos.open_buy -= delta
         else:
             pos.open_sell -= delta
-        pos.wallet.reserved -= order.hold * delta
+        pos.wallet.reserved -= order.hold_price * delta * self.instruments[order.symbol].cash_mult
         book = self.books[order.symbol]
         if book.contains(order):
             book.reduce(order, open_qty)
@@ -686,7 +689,7 @@ class Venue:
             pos.open_buy -= open_qty
         else:
             pos.open_sell -= open_qty
-        pos.wallet.reserved -= order.hold * open_qty
+        pos.wallet.reserved -= order.hold_price * open_qty * self.instruments[order.symbol].cash_mult
         if order.reduce_only:
             order.acct.reduce_only_open -= 1
             self._reduce_only_open -= 1
@@ -746,11 +749,12 @@ class Venue:
         else:
             pos.open_sell += delta
         order.price, order.stop_price = new_price, new_stop
-        if order.hold:
-            pos.wallet.reserved -= order.hold * order.open_qty
+        if order.hold_price:
+            mult = self.instruments[order.symbol].cash_mult
+            pos.wallet.reserved -= order.hold_price * order.open_qty * mult
             hold_price = new_price if new_price is not None else self._market_price(order, self._limits(order))
-            order.hold = (hold_price or 0) * self.instruments[order.symbol].cash_mult
-            pos.wallet.reserved += order.hold * new_open
+            order.hold_price = hold_price or 0
+            pos.wallet.reserved += order.hold_price * new_open * mult
         order.qty += delta
         order.open_qty = new_open
         order.updated_ns = ts
@@ -791,7 +795,7 @@ class Venue:
             ref = stop if stop is not None and not order.triggered else self.reference_price(order.symbol)
             price = None if ref is None else self._band_edge(order.side, ref, limits)
         if price is not None:
-            extra = price * open_qty * inst.cash_mult - order.hold * order.open_qty
+            extra = (price * open_qty - order.hold_price * order.open_qty) * inst.cash_mult
             self._check_size(inst, limits, pos, pos.wallet, order.side, price, open_qty, delta, extra)
 
     def _reset_breaker(self, symbol: str, keep_halt: bool = False) -> None:
