@@ -73,6 +73,11 @@ def fee_rate(bps: object) -> int:
     return int(rate)
 
 
+def _magnitude(n: int) -> int:
+    """abs(n): compiled, the builtin is a generic Python call on a boxed int."""
+    return n if n >= 0 else -n
+
+
 @dataclass
 class VenueConfig:
     maker_fee_bps: Decimal = Decimal("1")
@@ -162,12 +167,12 @@ class Venue:
         else:
             order.created_ns = order.updated_ns = ts = self.now
         try:
-            acct = self._admit(order)
+            acct, inst, pos = self._admit(order)
         except Rejected as rej:
             order.status = REJECTED
             out.append(OrderRejected(ts, order.id, order.account, rej.reason, rej.message))
             return out
-        self._accept(order, acct, out)
+        self._accept(order, acct, inst, pos, out)
         return out
 
     def check(self, order: Order) -> None:
@@ -266,9 +271,11 @@ class Venue:
                     self._finish(order, EXPIRED, "expired", out)
         return self.now
 
-    def _admit(self, order: Order, dry_run: bool = False) -> Account:
+    def _admit(self, order: Order, dry_run: bool = False) -> tuple[Account, Instrument, Position | None]:
         """Every refusal a new order can meet. The order of the checks decides which reason an order
-        with several faults gets; what a plain limit order does not need branches off."""
+        with several faults gets; what a plain limit order does not need branches off. Returns what it
+        looked up for `_accept`: the account, the instrument and the position (None before the account's
+        first order in the symbol)."""
         symbol = order.symbol
         inst = self.instruments.get(symbol)
         if inst is None:
@@ -298,7 +305,7 @@ class Venue:
         if reduce_only or order.post_only:
             self._admit_flags(order, pos)
         if not self.risk:
-            return acct
+            return acct, inst, pos
         limits = self.limits.resolved(account, inst)
         if limits.rate is not None:
             self._throttle(acct, limits.rate, dry_run)
@@ -310,16 +317,16 @@ class Venue:
         if price is None:
             price = self._market_price(order, limits)
             if price is None:
-                return acct
+                return acct, inst, pos
         elif limits.band_ppm is not None:
             ref = self.reference_price(symbol) if order.stop_price is None else order.stop_price
             if ref is not None:
                 self._check_band(inst, limits, price, ref)
         if reduce_only:
-            return acct
+            return acct, inst, pos
         wallet = pos.wallet if pos is not None else acct.wallet(inst.quote)
         self._check_size(inst, limits, pos, wallet, order.side, price, qty, qty, price * qty * inst.cash_mult)
-        return acct
+        return acct, inst, pos
 
     def _admit_type(self, order: Order) -> None:
         otype = order.type
@@ -403,7 +410,7 @@ class Venue:
 
     @staticmethod
     def _check_band(inst: Instrument, limits: Limits, price: int, ref: int) -> None:
-        if limits.band_ppm is not None and abs(price - ref) * 1_000_000 > ref * limits.band_ppm:
+        if limits.band_ppm is not None and _magnitude(price - ref) * 1_000_000 > ref * limits.band_ppm:
             raise Rejected(
                 "price_band",
                 f"price {inst.price(price)} is more than {limits.band_ppm / 10_000:g}% from {inst.price(ref)}",
@@ -436,15 +443,17 @@ class Venue:
 
     # -- acceptance and execution ----------------------------------------------------------
 
-    def _accept(self, order: Order, acct: Account, out: list[Event]) -> None:
-        oid, symbol = order.id, order.symbol
+    def _accept(self, order: Order, acct: Account, inst: Instrument, pos: Position | None, out: list[Event]) -> None:
+        oid = order.id
         self._seen_ids.add(oid)
         if order.client_id is not None:
             acct.client_ids.add(order.client_id)
         order.seq = self._seq = self._seq + 1
         self.orders[oid] = order
         order.acct = acct
-        pos = order.pos = acct.positions.get(symbol) or acct.position(symbol, self.instruments[symbol].quote)
+        if pos is None:
+            pos = acct.position(order.symbol, inst.quote)
+        order.pos = pos
         qty = order.qty
         if order.side is BUY:
             pos.open_buy += qty
@@ -457,7 +466,7 @@ class Venue:
             price = order.price if order.price is not None else self._market_price(order, self._limits(order))
             if price is not None:
                 order.hold_price = price
-                pos.wallet.reserved += price * qty * self.instruments[symbol].cash_mult
+                pos.wallet.reserved += price * qty * inst.cash_mult
         out.append(OrderAccepted(order.created_ns, order))
         if order.expire_ns is not None:
             heappush(self._expiries, (order.expire_ns, order.seq, order))
@@ -613,9 +622,9 @@ class Venue:
             wallet.margin += notional
             cash = -fee
         else:
-            before = abs(pos.cost)
+            before = _magnitude(pos.cost)
             cash = pos.reduce(signed, price) * mult - fee
-            wallet.margin -= (before - abs(pos.cost)) * mult  # shrinks: a positive product is cheaper
+            wallet.margin -= (before - _magnitude(pos.cost)) * mult  # shrinks: a positive product is cheaper
         pos.fees += fee
         wallet.balance += cash
         wallet.reserved -= order.hold_price * qty * mult
