@@ -250,7 +250,7 @@ class OrderBook:
             level.qty -= maker.open_qty
         level.taken += len(gone)
         if level.taken > 32 + len(live) // 8:
-            level.live = dict(live.items())
+            level.live = {**live}  # merged into a new dict, sized once; a copy (dict(live)) would keep the holes
             level.taken = 0
 
     def depth(self, n: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
