@@ -155,7 +155,9 @@ class Venue:
     def reference_price(self, symbol: str) -> int | None:
         """Last trade, else mid: the centre of the price band and the mark for unrealized PnL."""
         last = self.last[symbol]
-        return last if last is not None else self.books[symbol].mid()
+        if last is None:  # not `last if last is not None else ...`: compiled, that unboxes and boxes it again
+            last = self.books[symbol].mid()
+        return last
 
     # -- commands ------------------------------------------------------------------------
 
@@ -463,7 +465,9 @@ class Venue:
             acct.reduce_only_open += 1
             self._reduce_only_open += 1
         else:
-            price = order.price if order.price is not None else self._market_price(order, self._limits(order))
+            price = order.price
+            if price is None:
+                price = self._market_price(order, self._limits(order))
             if price is not None:
                 order.hold_price = price
                 pos.wallet.reserved += price * qty * inst.cash_mult
