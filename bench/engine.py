@@ -16,7 +16,7 @@ import random
 import time
 from decimal import Decimal
 
-from tradsys.engine import COMPILED, Order, OrderType, Side, TimeInForce, Venue, VenueConfig
+from tradsys.engine import COMPILED, OrderType, Side, TimeInForce, Venue, VenueConfig, new_order
 
 MS = 1_000_000
 MARKET, IOC, GTC = OrderType.MARKET, TimeInForce.IOC, TimeInForce.GTC
@@ -76,7 +76,7 @@ def apply(venue: Venue, cmd: tuple) -> None:
     if cmd[0] == "new":
         _, oid, account, side, otype, price, qty, ts = cmd
         tif = IOC if otype is MARKET else GTC
-        venue.place(Order(oid, account, "BTC-USD", side, otype, qty, price, None, tif, False, False, None, None, ts))
+        venue.place(new_order(oid, account, "BTC-USD", side, otype, qty, price, None, tif, False, False, None, None, ts))
     else:
         venue.cancel(cmd[1], cmd[2])
 

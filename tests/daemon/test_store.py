@@ -400,7 +400,7 @@ def venue_state(v: Venue) -> dict:
         "ids": (len(v._seen_ids), v._seq, v._trade_seq),  # engine counters: ids used, priority and trade seqs
         "resting": resting_dicts(v),
         "open": sorted((o.id, o.account, o.status.value, o.price, o.stop_price, o.qty, o.open_qty, o.filled_qty,
-                        o.filled_cost, o.hold, o.triggered, o.seq) for o in v.orders.values()),
+                        o.filled_cost, o.hold_price, o.triggered, o.seq) for o in v.orders.values()),
         "positions": {
             (a.id, s): (p.qty, p.cost, p.realized, p.fees, p.open_buy, p.open_sell)
             for a in v.accounts.values() for s, p in a.positions.items()

@@ -406,7 +406,7 @@ def test_amend_pending_stop_market(change: dict) -> None:
     assert order.open_qty == (2000 if "qty" in change else 1000)
     assert order.stop_price == (9700 if "stop" in change else 9800)
     assert sim.pos("a1").open_sell == order.open_qty
-    assert sim.reserved("a1") == order.hold * order.open_qty
+    assert sim.reserved("a1") == order.hold_price * order.open_qty * sim.v.instruments[order.symbol].cash_mult
 
 
 # -- post-only ---------------------------------------------------------------------------------

@@ -218,7 +218,7 @@ def test_market_order_holds_at_band_edge_and_releases_it() -> None:
     sim.trade("100.00")
     events = sim.buy("mkt", "1", account="a1")
     order = events[0].order
-    assert order.hold == 10500 * MULT  # 100.00 + 5 %
+    assert order.hold_price == 10500  # 100.00 + 5 %
     assert sim.fills(events) == [("mkt", "m", "100.5", "1")]
     assert sim.reserved("a1") == 0 and sim.margin("a1") == usd("100.5")
 

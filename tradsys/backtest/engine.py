@@ -26,7 +26,10 @@ import polars as pl
 
 from tradsys.backtest.rules import MARKET_ACCOUNT
 from tradsys.data import MarketData, load_market_data
-from tradsys.engine import DEFAULT_INSTRUMENTS, Instrument, Order, OrderAccepted, OrderFilled, OrderRejected, OrderType, Side, TimeInForce, Venue, VenueConfig
+from tradsys.engine import (
+    DEFAULT_INSTRUMENTS, Instrument, Order, OrderAccepted, OrderFilled, OrderRejected, OrderType, Side, TimeInForce, Venue,
+    VenueConfig, new_order,
+)
 from tradsys.engine.strategy import (
     BarData,
     BookData,
@@ -92,9 +95,9 @@ class BacktestContext(Context):
 
     def _send_new(self, order_id: str, symbol: str, side: str, type: str, price: int | None, qty: int, tif: str,
                   post_only: bool, reduce_only: bool) -> None:
-        order = Order(order_id, self.account, symbol, SIDES[side], TYPES[type], qty, price=None if type == "market" else price,
-                      stop_price=price if type in ("stop", "stop_limit") else None, tif=TimeInForce(tif.upper()),
-                      post_only=post_only, reduce_only=reduce_only)
+        order = new_order(order_id, self.account, symbol, SIDES[side], TYPES[type], qty, None if type == "market" else price,
+                          price if type in ("stop", "stop_limit") else None, TimeInForce(tif.upper()), post_only,
+                          reduce_only, None, None, 0)
         self.sim.queue(symbol, ("new", order))
 
     def _send_cancel(self, order_id: str) -> None:
@@ -178,7 +181,8 @@ class _Sim:
 
     def market_order(self, symbol: str, side: Side, price: int, qty: int, tif: TimeInForce) -> list:
         self._mid += 1
-        order = Order(f"m{self._mid}", MARKET_ACCOUNT, symbol, side, LIMIT, qty, price=price, tif=tif, ts=self.now)
+        order = new_order(f"m{self._mid}", MARKET_ACCOUNT, symbol, side, LIMIT, qty, price, None, tif, False, False, None, None,
+                          self.now)
         return self.venue.place(order)
 
     def deliver(self, symbol: str, action: tuple, ref: int | None) -> None:
@@ -521,12 +525,11 @@ def _vector_fast(sim: _Sim, runner: StrategyRunner, marks: _Marks) -> None:
             else:
                 side, side_name = SELL, "sell"
                 px = next_open if not slip else max(1, math.floor(next_open * (1 - slip)))
-            # Orders built with positional arguments: the compiled constructor parses keywords slowly.
-            maker = Order(f"m{mid}", MARKET_ACCOUNT, symbol, SELL if buy else BUY, LIMIT, lots, px, None, GTC, False,
-                          False, None, None, next_ts)
+            maker = new_order(f"m{mid}", MARKET_ACCOUNT, symbol, SELL if buy else BUY, LIMIT, lots, px, None, GTC, False,
+                              False, None, None, next_ts)
             place(maker)
-            order = Order(f"{prefix}v{n}", account, symbol, side, MARKET, lots, None, None, IOC, False, reduce_only,
-                          None, None, next_ts)
+            order = new_order(f"{prefix}v{n}", account, symbol, side, MARKET, lots, None, None, IOC, False, reduce_only,
+                              None, None, next_ts)
             for event in place(order):
                 kind = type(event)
                 if kind is OrderFilled:

@@ -17,7 +17,7 @@ from tradsys.engine.events import (
     OrderTriggered,
 )
 from tradsys.engine.instrument import DEFAULT_INSTRUMENTS, Instrument
-from tradsys.engine.order import Order
+from tradsys.engine.order import Order, new_order
 from tradsys.engine.position import Position
 from tradsys.engine.risk import DEFAULT_LIMITS, RiskLimits
 from tradsys.engine.venue import Venue, VenueConfig
@@ -29,5 +29,5 @@ __all__ = [
     "COMPILED", "Bar", "BarAggregator", "DEFAULT_INSTRUMENTS", "DEFAULT_LIMITS", "Event", "Instrument", "Order",
     "OrderAccepted", "OrderAmended", "OrderBook", "OrderCancelled", "OrderExpired", "OrderFilled",
     "OrderRejected", "OrderStatus", "OrderTriggered", "OrderType", "Position", "Rejected", "RiskLimits",
-    "SelfTradePrevention", "Side", "TimeInForce", "Venue", "VenueConfig", "format_interval", "parse_interval",
+    "SelfTradePrevention", "Side", "TimeInForce", "Venue", "VenueConfig", "format_interval", "new_order", "parse_interval",
 ]

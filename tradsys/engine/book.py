@@ -139,11 +139,8 @@ class OrderBook:
 
     def _pop_emptied(self, bids: bool) -> None:
         """Restore the heap's invariant after a level went: pop tops whose level is gone."""
-        if bids:
-            heap, levels, sign = self._bid_heap, self.bids, -1
-        else:
-            heap, levels, sign = self._ask_heap, self.asks, 1
-        while heap and heap[0] * sign not in levels:
+        heap, levels = (self._bid_heap, self.bids) if bids else (self._ask_heap, self.asks)
+        while heap and (-heap[0] if bids else heap[0]) not in levels:
             heappop(heap)
 
     def match(
@@ -221,9 +218,9 @@ class OrderBook:
         """Opposite-side prices, best first, within `limit`. Live matching reads the heap's top (a
         level it empties is popped before the next step); a dry run cannot empty levels, so it sorts."""
         if asks:
-            levels, heap, sign = self.asks, self._ask_heap, 1
+            levels, heap = self.asks, self._ask_heap
         else:
-            levels, heap, sign = self.bids, self._bid_heap, -1
+            levels, heap = self.bids, self._bid_heap
         if dry:
             for price in sorted(levels, reverse=not asks):
                 if limit is not None and (price > limit if asks else price < limit):
@@ -231,7 +228,7 @@ class OrderBook:
                 yield price
             return
         while heap:
-            price = heap[0] * sign
+            price = heap[0] if asks else -heap[0]  # compiled, a product with -1 would leave machine ints
             if limit is not None and (price > limit if asks else price < limit):
                 return
             yield price
@@ -253,7 +250,7 @@ class OrderBook:
             level.qty -= maker.open_qty
         level.taken += len(gone)
         if level.taken > 32 + len(live) // 8:
-            level.live = dict(live.items())
+            level.live = {**live}  # merged into a new dict, sized once; a copy (dict(live)) would keep the holes
             level.taken = 0
 
     def depth(self, n: int) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:

@@ -24,7 +24,7 @@ from tradsys.engine.events import (
     OrderRejected,
     OrderTriggered,
 )
-from tradsys.engine.order import Order
+from tradsys.engine.order import Order, new_order
 from tradsys.engine.venue import Venue
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -124,21 +124,21 @@ def build_order(venue: Venue, cmd: Mapping[str, Any]) -> Order:
     price = cmd.get("price")
     stop = cmd.get("stop_price")
     expire = cmd.get("expire_ts")
-    return Order(
+    return new_order(
         order_id,
         account,
         symbol,
         side,
         otype,
         inst.qty_to_lots(cmd.get("qty")),
-        price=None if price is None else inst.price_to_ticks(price),
-        stop_price=None if stop is None else inst.price_to_ticks(stop),
-        tif=tif,
-        post_only=post_only,
-        reduce_only=reduce_only,
-        client_id=client_id,
-        expire_ns=None if expire is None else parse_ts(expire),
-        ts=parse_ts(cmd.get("ts")),
+        None if price is None else inst.price_to_ticks(price),
+        None if stop is None else inst.price_to_ticks(stop),
+        tif,
+        post_only,
+        reduce_only,
+        client_id,
+        None if expire is None else parse_ts(expire),
+        parse_ts(cmd.get("ts")),
     )
 
 

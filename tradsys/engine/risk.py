@@ -57,11 +57,13 @@ class Limits:
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
 class RiskLimits:
-    __slots__ = ("_values", "_cache")
+    __slots__ = ("_values", "_resolved")
 
     def __init__(self) -> None:
         self._values: dict[Scope, dict[str, Decimal | None]] = {(None, None): dict(DEFAULT_LIMITS)}
-        self._cache: dict[tuple[str, str], Limits] = {}
+        self._resolved: dict[str, dict[str, Limits]] = {}
+        """account -> symbol -> Limits: two lookups of strings whose hash is cached, where a tuple key
+        would be built, hashed and compared on every order."""
 
     def set(self, key: str, value: object, account: str | None = None, symbol: str | None = None) -> None:
         """Set a limit; `value` None (or "none") lifts it at this scope, "default" removes the override."""
@@ -80,7 +82,7 @@ class RiskLimits:
             if key.startswith("breaker_") and number is None and key != "breaker_move_pct":
                 raise Rejected("invalid_limit", f"{key} needs a value")
             self._values.setdefault(scope, {})[key] = number
-        self._cache.clear()
+        self._resolved.clear()
 
     def get(self, key: str, account: str | None = None, symbol: str | None = None) -> Decimal | None:
         for scope in ((account, symbol), (account, None), (None, symbol), (None, None)):
@@ -95,10 +97,12 @@ class RiskLimits:
         return [(a, s, k, v) for a, s in order for k, v in self._values[(a, s)].items()]
 
     def resolved(self, account: str, instrument: Instrument) -> Limits:
-        key = (account, instrument.symbol)
-        limits = self._cache.get(key)
+        by_symbol = self._resolved.get(account)
+        if by_symbol is None:
+            by_symbol = self._resolved[account] = {}
+        limits = by_symbol.get(instrument.symbol)
         if limits is None:
-            limits = self._cache[key] = self._resolve(account, instrument)
+            limits = by_symbol[instrument.symbol] = self._resolve(account, instrument)
         return limits
 
     def _resolve(self, account: str, inst: Instrument) -> Limits:

@@ -73,6 +73,11 @@ def fee_rate(bps: object) -> int:
     return int(rate)
 
 
+def _magnitude(n: int) -> int:
+    """abs(n): compiled, the builtin is a generic Python call on a boxed int."""
+    return n if n >= 0 else -n
+
+
 @dataclass
 class VenueConfig:
     maker_fee_bps: Decimal = Decimal("1")
@@ -150,7 +155,9 @@ class Venue:
     def reference_price(self, symbol: str) -> int | None:
         """Last trade, else mid: the centre of the price band and the mark for unrealized PnL."""
         last = self.last[symbol]
-        return last if last is not None else self.books[symbol].mid()
+        if last is None:  # not `last if last is not None else ...`: compiled, that unboxes and boxes it again
+            last = self.books[symbol].mid()
+        return last
 
     # -- commands ------------------------------------------------------------------------
 
@@ -162,12 +169,12 @@ class Venue:
         else:
             order.created_ns = order.updated_ns = ts = self.now
         try:
-            acct = self._admit(order)
+            acct, inst, pos = self._admit(order)
         except Rejected as rej:
             order.status = REJECTED
             out.append(OrderRejected(ts, order.id, order.account, rej.reason, rej.message))
             return out
-        self._accept(order, acct, out)
+        self._accept(order, acct, inst, pos, out)
         return out
 
     def check(self, order: Order) -> None:
@@ -266,9 +273,11 @@ class Venue:
                     self._finish(order, EXPIRED, "expired", out)
         return self.now
 
-    def _admit(self, order: Order, dry_run: bool = False) -> Account:
+    def _admit(self, order: Order, dry_run: bool = False) -> tuple[Account, Instrument, Position | None]:
         """Every refusal a new order can meet. The order of the checks decides which reason an order
-        with several faults gets; what a plain limit order does not need branches off."""
+        with several faults gets; what a plain limit order does not need branches off. Returns what it
+        looked up for `_accept`: the account, the instrument and the position (None before the account's
+        first order in the symbol)."""
         symbol = order.symbol
         inst = self.instruments.get(symbol)
         if inst is None:
@@ -298,7 +307,7 @@ class Venue:
         if reduce_only or order.post_only:
             self._admit_flags(order, pos)
         if not self.risk:
-            return acct
+            return acct, inst, pos
         limits = self.limits.resolved(account, inst)
         if limits.rate is not None:
             self._throttle(acct, limits.rate, dry_run)
@@ -310,16 +319,16 @@ class Venue:
         if price is None:
             price = self._market_price(order, limits)
             if price is None:
-                return acct
+                return acct, inst, pos
         elif limits.band_ppm is not None:
             ref = self.reference_price(symbol) if order.stop_price is None else order.stop_price
             if ref is not None:
                 self._check_band(inst, limits, price, ref)
         if reduce_only:
-            return acct
+            return acct, inst, pos
         wallet = pos.wallet if pos is not None else acct.wallet(inst.quote)
         self._check_size(inst, limits, pos, wallet, order.side, price, qty, qty, price * qty * inst.cash_mult)
-        return acct
+        return acct, inst, pos
 
     def _admit_type(self, order: Order) -> None:
         otype = order.type
@@ -403,7 +412,7 @@ class Venue:
 
     @staticmethod
     def _check_band(inst: Instrument, limits: Limits, price: int, ref: int) -> None:
-        if limits.band_ppm is not None and abs(price - ref) * 1_000_000 > ref * limits.band_ppm:
+        if limits.band_ppm is not None and _magnitude(price - ref) * 1_000_000 > ref * limits.band_ppm:
             raise Rejected(
                 "price_band",
                 f"price {inst.price(price)} is more than {limits.band_ppm / 10_000:g}% from {inst.price(ref)}",
@@ -436,15 +445,17 @@ class Venue:
 
     # -- acceptance and execution ----------------------------------------------------------
 
-    def _accept(self, order: Order, acct: Account, out: list[Event]) -> None:
-        oid, symbol = order.id, order.symbol
+    def _accept(self, order: Order, acct: Account, inst: Instrument, pos: Position | None, out: list[Event]) -> None:
+        oid = order.id
         self._seen_ids.add(oid)
         if order.client_id is not None:
             acct.client_ids.add(order.client_id)
         order.seq = self._seq = self._seq + 1
         self.orders[oid] = order
         order.acct = acct
-        pos = order.pos = acct.positions.get(symbol) or acct.position(symbol, self.instruments[symbol].quote)
+        if pos is None:
+            pos = acct.position(order.symbol, inst.quote)
+        order.pos = pos
         qty = order.qty
         if order.side is BUY:
             pos.open_buy += qty
@@ -454,10 +465,12 @@ class Venue:
             acct.reduce_only_open += 1
             self._reduce_only_open += 1
         else:
-            price = order.price if order.price is not None else self._market_price(order, self._limits(order))
+            price = order.price
+            if price is None:
+                price = self._market_price(order, self._limits(order))
             if price is not None:
-                order.hold = hold = price * self.instruments[symbol].cash_mult
-                pos.wallet.reserved += hold * qty
+                order.hold_price = price
+                pos.wallet.reserved += price * qty * inst.cash_mult
         out.append(OrderAccepted(order.created_ns, order))
         if order.expire_ns is not None:
             heappush(self._expiries, (order.expire_ns, order.seq, order))
@@ -570,12 +583,15 @@ class Venue:
         mult = self.instruments[symbol].cash_mult
         now = self.now
         day = now // DAY_NS
-        taker_rate, maker_rate = self.taker_rate, self.maker_rate
+        # Fee rates per tick x lot rather than per cash unit: compiled, ticks x lots times these stays
+        # in machine integers, where the notional (2**30 or more) times a rate would not.
+        taker_rate, maker_rate = mult * self.taker_rate, mult * self.maker_rate
         trade_id = self._trade_seq
         for maker, price, qty in matches:
-            notional = price * qty * mult
-            taker_fee = -(-notional * taker_rate // FEE_SCALE)
-            maker_fee = -(-notional * maker_rate // FEE_SCALE)
+            traded = price * qty
+            notional = traded * mult
+            taker_fee = -(-(traded * taker_rate) // FEE_SCALE)
+            maker_fee = -(-(traded * maker_rate) // FEE_SCALE)
             self._settle(taker, price, qty, notional, taker_fee, mult, day)
             self._settle(maker, price, qty, notional, maker_fee, mult, day)
             trade_id += 1
@@ -610,12 +626,12 @@ class Venue:
             wallet.margin += notional
             cash = -fee
         else:
-            before = abs(pos.cost)
+            before = _magnitude(pos.cost)
             cash = pos.reduce(signed, price) * mult - fee
-            wallet.margin += (abs(pos.cost) - before) * mult
+            wallet.margin -= (before - _magnitude(pos.cost)) * mult  # shrinks: a positive product is cheaper
         pos.fees += fee
         wallet.balance += cash
-        wallet.reserved -= order.hold * qty
+        wallet.reserved -= order.hold_price * qty * mult
         acct = order.acct
         if acct.loss_day != day:
             acct.loss_day, acct.day_realized = day, 0
@@ -650,7 +666,7 @@ class Venue:
             pos.open_buy -= delta
         else:
             pos.open_sell -= delta
-        pos.wallet.reserved -= order.hold * delta
+        pos.wallet.reserved -= order.hold_price * delta * self.instruments[order.symbol].cash_mult
         book = self.books[order.symbol]
         if book.contains(order):
             book.reduce(order, open_qty)
@@ -686,7 +702,7 @@ class Venue:
             pos.open_buy -= open_qty
         else:
             pos.open_sell -= open_qty
-        pos.wallet.reserved -= order.hold * open_qty
+        pos.wallet.reserved -= order.hold_price * open_qty * self.instruments[order.symbol].cash_mult
         if order.reduce_only:
             order.acct.reduce_only_open -= 1
             self._reduce_only_open -= 1
@@ -746,11 +762,12 @@ class Venue:
         else:
             pos.open_sell += delta
         order.price, order.stop_price = new_price, new_stop
-        if order.hold:
-            pos.wallet.reserved -= order.hold * order.open_qty
+        if order.hold_price:
+            mult = self.instruments[order.symbol].cash_mult
+            pos.wallet.reserved -= order.hold_price * order.open_qty * mult
             hold_price = new_price if new_price is not None else self._market_price(order, self._limits(order))
-            order.hold = (hold_price or 0) * self.instruments[order.symbol].cash_mult
-            pos.wallet.reserved += order.hold * new_open
+            order.hold_price = hold_price or 0
+            pos.wallet.reserved += order.hold_price * new_open * mult
         order.qty += delta
         order.open_qty = new_open
         order.updated_ns = ts
@@ -791,7 +808,7 @@ class Venue:
             ref = stop if stop is not None and not order.triggered else self.reference_price(order.symbol)
             price = None if ref is None else self._band_edge(order.side, ref, limits)
         if price is not None:
-            extra = price * open_qty * inst.cash_mult - order.hold * order.open_qty
+            extra = (price * open_qty - order.hold_price * order.open_qty) * inst.cash_mult
             self._check_size(inst, limits, pos, pos.wallet, order.side, price, open_qty, delta, extra)
 
     def _reset_breaker(self, symbol: str, keep_halt: bool = False) -> None:
