@@ -66,11 +66,16 @@ def parse_ts(value: object) -> int:
     raise BadCommand(f"ts must be an integer of nanoseconds or an ISO-8601 string, got {type(value).__name__}")
 
 
-def _text(cmd: Mapping[str, Any], key: str, required: bool = True) -> str | None:
+def _text(cmd: Mapping[str, Any], key: str) -> str:
+    value = _optional_text(cmd, key)
+    if value is None:
+        raise BadCommand(f"missing {key!r}")
+    return value
+
+
+def _optional_text(cmd: Mapping[str, Any], key: str) -> str | None:
     value = cmd.get(key)
     if value is None:
-        if required:
-            raise BadCommand(f"missing {key!r}")
         return None
     if not isinstance(value, str) or not value:
         raise BadCommand(f"{key!r} must be a non-empty string")
@@ -112,7 +117,7 @@ def build_order(venue: Venue, cmd: Mapping[str, Any]) -> Order:
     order_id = _text(cmd, "id")
     account = _text(cmd, "account")
     symbol = _text(cmd, "symbol")
-    client_id = _text(cmd, "client_id", required=False)
+    client_id = _optional_text(cmd, "client_id")
     post_only = _flag(cmd, "post_only")
     reduce_only = _flag(cmd, "reduce_only")
     inst = venue.instrument(symbol)
@@ -158,14 +163,14 @@ def apply(venue: Venue, cmd: object) -> list[Event]:
     if op == "cancel" or op == "amend":
         order_id = _text(cmd, "id")
         ts = parse_ts(cmd.get("ts"))
-        account = _text(cmd, "account", required=False)
+        account = _optional_text(cmd, "account")
         if op == "cancel":
             return venue.cancel(order_id, ts, account)
-        order = venue.orders.get(order_id)
+        found = venue.orders.get(order_id)
+        if found is None:
+            return venue.amend(order_id, ts=ts, account=account)
         try:
-            if order is None:
-                return venue.amend(order_id, ts=ts, account=account)
-            inst = venue.instruments[order.symbol]
+            inst = venue.instruments[found.symbol]
             price, qty, stop = cmd.get("price"), cmd.get("qty"), cmd.get("stop_price")
             if price is None and qty is None and stop is None:
                 raise Rejected("invalid_amend", "amend needs price, qty or stop_price")
@@ -178,7 +183,7 @@ def apply(venue: Venue, cmd: object) -> list[Event]:
                 account=account,
             )
         except Rejected as rej:
-            return [OrderRejected(venue.now, order_id, order.account, rej.reason, rej.message, op="amend")]
+            return [OrderRejected(venue.now, order_id, found.account, rej.reason, rej.message, op="amend")]
     if op in ADMIN_OPS:
         return _admin(venue, op, cmd)
     raise BadCommand(f"unknown op {op!r}; expected one of {', '.join(ORDER_OPS + ADMIN_OPS)}")
@@ -189,7 +194,7 @@ def _admin(venue: Venue, op: str, cmd: Mapping[str, Any]) -> list[Event]:
     if op == "advance":
         return venue.advance(ts)
     if op == "cancel_all":
-        events = venue.cancel_all(ts, _text(cmd, "account", False), _text(cmd, "symbol", False))
+        events = venue.cancel_all(ts, _optional_text(cmd, "account"), _optional_text(cmd, "symbol"))
     elif op == "kill":
         events = venue.set_kill_switch(_flag(cmd, "on"), ts, cmd.get("reason") or "manual")
     else:
@@ -198,7 +203,7 @@ def _admin(venue: Venue, op: str, cmd: Mapping[str, Any]) -> list[Event]:
         elif op == "resume":
             venue.resume(_text(cmd, "symbol"))
         elif op == "limit":
-            venue.set_limit(_text(cmd, "key"), cmd.get("value"), _text(cmd, "account", False), _text(cmd, "symbol", False))
+            venue.set_limit(_text(cmd, "key"), cmd.get("value"), _optional_text(cmd, "account"), _optional_text(cmd, "symbol"))
         else:
             venue.deposit(_text(cmd, "account"), _text(cmd, "currency"), cmd.get("amount"))
         events = venue.advance(ts)
@@ -262,6 +267,7 @@ def resting_dicts(venue: Venue) -> list[dict[str, Any]]:
     for symbol, book in venue.books.items():
         inst = venue.instruments[symbol]
         for order in book.resting():
+            assert order.price is not None, "only priced orders rest"
             out.append({
                 "event": "resting",
                 "id": order.id,
