@@ -93,7 +93,7 @@ class Metrics:
                     totals[2] += event.price * event.qty
                 elif kind is OrderAccepted:
                     order = event.order
-                    orders["accepted", order.symbol, order.side.value, order.type.value] += 1
+                    orders["accepted", order.symbol, order.side._value_, order.type._value_] += 1
                     touched.add(order.symbol)
                 elif kind is OrderRejected:
                     rejections[event.reason] += 1

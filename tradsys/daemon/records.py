@@ -85,14 +85,16 @@ class Units:
 CASH = scaler(Decimal("1e-8"))
 
 
-_UNITS: dict[Instrument, "Units"] = {}
+_UNITS: dict[str, tuple[Instrument, "Units"]] = {}
 
 
 def units(inst: Instrument) -> Units:
-    found = _UNITS.get(inst)
-    if found is None:
-        found = _UNITS[inst] = Units(inst.tick_size, inst.lot_size, inst.quote)
-    return found
+    """The instrument's formatters, by symbol: hashing the Instrument itself hashes every field.
+    Another instrument under the same symbol (a test's own venue) gets formatters of its own."""
+    found = _UNITS.get(inst.symbol)
+    if found is None or (found[0] is not inst and found[0] != inst):
+        found = _UNITS[inst.symbol] = (inst, Units(inst.tick_size, inst.lot_size, inst.quote))
+    return found[1]
 
 
 def order_row(u: Units, o: Order, reason: str | None) -> tuple:

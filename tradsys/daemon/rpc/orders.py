@@ -304,7 +304,7 @@ def entry_outcomes(commands: list[dict[str, Any]], results: list[list[Event] | E
                     status = ("rejected", event.reason, event.message)
                     break
             elif not isinstance(event, OrderFilled) and event.order.id == oid:
-                status = event.order.status.value
+                status = event.order.status._value_
         if isinstance(status, tuple):
             out.append((oid, cmd.get("client_id") or "", *status))
         else:
