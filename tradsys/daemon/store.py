@@ -202,7 +202,7 @@ class Insert:
     to `CHUNK` rows; row counts are split into powers of two, so a few statements serve all.
     """
 
-    CHUNK = 64
+    CHUNK = 256
 
     def __init__(self, head: str, width: int, tail: str = "") -> None:
         self.head, self.tail = head, tail
