@@ -352,6 +352,7 @@ class Store:
             str(self.path),
             pragmas=PRAGMAS + (("wal_autocheckpoint", wal_autocheckpoint), ("synchronous", "full" if fsync else "normal")),
             timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,  # for `_writer`; every other connection stays with its thread
         )
         self.models: dict[str, type[pw.Model]] = {}
         for model in MODELS:
@@ -367,6 +368,9 @@ class Store:
         self._seq = self._max_seq()
         self._prepared = self._seq
         """The seq of the last row `prepare` handed out; `_seq` is the last one written."""
+        self._writer: Any = None
+        """The one connection `write` uses, from whichever thread writes (one at a time): with
+        two, each would find its page cache stale after every write of the other."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -474,7 +478,9 @@ class Store:
             return self._seq
         # The sqlite3 connection directly: peewee's transaction bookkeeping costs as much as the
         # inserts of a one-order batch.
-        conn = self.db.connection()
+        conn = self._writer
+        if conn is None:
+            conn = self._writer = self.db.connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
             INSERT_JOURNAL.run(conn, rows.journal)
