@@ -33,7 +33,7 @@ from tradsys.engine.events import (
 )
 from tradsys.engine.instrument import DEFAULT_INSTRUMENTS, Instrument, from_cash, to_cash, to_decimal
 from tradsys.engine.order import Order
-from tradsys.engine.position import Position
+from tradsys.engine.position import Position, product
 from tradsys.engine.recent import RecentIds
 from tradsys.engine.risk import SECOND_NS, CircuitBreaker, Limits, RiskLimits
 
@@ -627,7 +627,7 @@ class Venue:
             cash = -fee
         else:
             before = _magnitude(pos.cost)
-            cash = pos.reduce(signed, price) * mult - fee
+            cash = product(pos.reduce(signed, price), mult) - fee
             wallet.margin -= (before - _magnitude(pos.cost)) * mult  # shrinks: a positive product is cheaper
         pos.fees += fee
         wallet.balance += cash
