@@ -9,7 +9,7 @@ container on the add/cancel-heavy flow a venue sees; a heap's top is always a li
 
 from heapq import heapify, heappop, heappush
 from collections.abc import Callable, Iterator
-from typing import Final
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -74,22 +74,23 @@ class OrderBook:
 
     def add(self, order: Order) -> None:
         """Rest an order at the back of its price level."""
-        price = order.price
-        assert price is not None, "only priced orders rest"
+        key: Any = order.price  # the order's own price object: compiled, an int key is boxed anew per dict call
+        assert key is not None, "only priced orders rest"
         if order.side is BUY:
-            level = self.bids.get(price)
+            level = self.bids.get(key)
             if level is None:
-                level = self.bids[price] = Level()
+                level = self.bids[key] = Level()
                 heap = self._bid_heap
+                price: int = key
                 heappush(heap, -price)
                 if len(heap) > 2 * len(self.bids) + 64:
                     self._bid_heap = _compact([-p for p in self.bids])
         else:
-            level = self.asks.get(price)
+            level = self.asks.get(key)
             if level is None:
-                level = self.asks[price] = Level()
+                level = self.asks[key] = Level()
                 heap = self._ask_heap
-                heappush(heap, price)
+                heappush(heap, key)
                 if len(heap) > 2 * len(self.asks) + 64:
                     self._ask_heap = _compact(list(self.asks))
         level.live[order.id] = order
@@ -112,7 +113,7 @@ class OrderBook:
         """Take a resting order out of the book; False (and nothing changes) if it does not rest here."""
         buy = order.side is BUY
         levels = self.bids if buy else self.asks
-        price = order.price
+        price: Any = order.price  # not unboxed: see `add`
         if price is None:
             return False
         level = levels.get(price)

@@ -1,11 +1,24 @@
 """Positions with average price and realized PnL, exact in integer notional units (ticks x lots)."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
-from mypy_extensions import mypyc_attr
+from mypy_extensions import i64, mypyc_attr
 
 if TYPE_CHECKING:
     from tradsys.engine.account import Wallet
+
+
+SMALL: Final = 1 << 16
+LARGE: Final = 1 << 46
+
+
+def product(large: int, small: int) -> int:
+    """large * small, exactly. Compiled, a product with a negative factor or one of 2**30 or more
+    (a short position's cost, a loss) takes mypyc's generic path (~600 instructions); factors within
+    these bounds multiply as 64-bit machine integers and cannot overflow them."""
+    if -LARGE < large < LARGE and -SMALL < small < SMALL:
+        return i64(large) * i64(small)
+    return large * small
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
@@ -39,16 +52,16 @@ class Position:
         qty = self.qty
         if qty > 0:
             closing = qty if -signed_qty > qty else -signed_qty
-            released = self.cost * closing // qty
+            released = product(self.cost, closing) // qty
             pnl = closing * price - released
         else:
             closing = -qty if signed_qty > -qty else signed_qty
-            released = self.cost * closing // -qty
+            released = product(self.cost, closing) // -qty
             pnl = -(closing * price) - released
         after = qty + signed_qty
         self.qty = after
         if after and (after > 0) != (qty > 0):
-            self.cost = after * price
+            self.cost = product(price, after)
         else:
             self.cost -= released
         self.realized += pnl
