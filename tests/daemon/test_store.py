@@ -879,10 +879,9 @@ def test_the_engine_snapshots_from_a_forked_child_while_it_keeps_going(tmp_path:
         cmds = random_stream(21, 2_000)
         for i in range(0, len(cmds), 40):
             core.execute(cmds[i:i + 40])
-        for _ in range(1_000):  # the last child finishes and is reaped at a later cycle
-            if core._snapshotter is None and store.snapshots():
+        for _ in range(3_000):  # until the last child is reaped and no snapshot is due (read on the engine thread)
+            if core.query(lambda _venue: core._snapshotter is None and core._since_snapshot < 400):
                 break
-            core.query(lambda _venue: None)
             time.sleep(0.01)
         (seq, path), = store.snapshots()
         forked = path.read_bytes()
