@@ -16,6 +16,7 @@ After each restart:
 import asyncio
 import json
 import random
+import re
 import signal
 import threading
 from collections import Counter, defaultdict
@@ -44,12 +45,16 @@ from tradsys.proto import orders_pb2_grpc as pb_grpc
 SYMBOL = "ETH-USD"
 ROUNDS = 3
 CONFIG = """
+[db]
+snapshot_every = 500
 [ws]
 rate = 100000
 burst = 100000
 flood_close = 100000
 max_inflight = 256
 """
+"""Snapshots every 500 commands: forked children take them all through the rounds, so kills also
+land while one is being written, and restarts recover from them."""
 
 
 @dataclass
@@ -286,6 +291,8 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
             print(f"round {round_ + 1}: sent {len(ledger.sent)}, acked {len(ledger.acked)}, "
                   f"in flight {len(in_flight)}, {figures}")
         assert len(ledger.acked) >= 1000 * ROUNDS, "not much of a load"
+        recoveries = [(int(m[1]), int(m[2])) for m in re.finditer(r"daemon\.recovered seq=(\d+) replayed=(\d+)", d.log.read_text())]
+        assert any(replayed < seq for seq, replayed in recoveries[1:]), f"no restart recovered from a snapshot: {recoveries}"
     finally:
         if d.proc.poll() is None:
             d.kill(signal.SIGTERM)
