@@ -9,8 +9,8 @@ and nothing is published, before it is durable.
 
 When more work is queued, the write goes to a writer thread and the engine applies the next
 batch meanwhile (SQLite runs without the interpreter lock, so the two overlap on two cores);
-batches are still written one after another, in order. A small batch with nothing else queued
-the engine thread writes itself, which saves a thread hop before its acknowledgements. Before anything
+batches are still written one after another, in order. The engine thread writes a small batch
+itself when nothing else is queued, which saves a thread hop before its acknowledgements. Before anything
 reads the venue for others (listeners, queries, snapshots), the write in flight is awaited, so
 what they see is durable.
 

@@ -17,8 +17,6 @@ class Metrics:
     def __init__(self) -> None:
         self._timings: Callable[[], tuple[float, float]] = lambda: (0.0, 0.0)
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self._shown: dict[tuple[int, tuple[str, ...]], float] = {}
-        """The value each gauge child was last set to by `on_commit`."""
         self.ack_window = LatencyWindow()
         """The last minute of acknowledgement latencies, for the p99 alert."""
         r = self.registry = CollectorRegistry()
@@ -76,8 +74,8 @@ class Metrics:
 
     def on_commit(self, batch: list, venue: Venue) -> None:
         """Engine-thread listener: counts from events, gauges from the venue. Counts are summed
-        per batch first, children are looked up in `_child` rather than through `labels()`, and a
-        gauge is only set when its value moved: this runs after every commit."""
+        per batch first, and children are looked up in `_child` rather than through `labels()`:
+        this runs after every publication of commits."""
         orders: Tally[tuple[str, str, str, str]] = Tally()
         rejections: Tally[str] = Tally()
         traded: dict[str, list[int]] = {}
@@ -120,25 +118,24 @@ class Metrics:
         apply_s, commit_s = self._timings()
         self.commit_seconds.observe(commit_s)
         self.engine_seconds.observe(apply_s + commit_s)
-        gauge = self._gauge
         for symbol in touched:
             book, inst = venue.books[symbol], venue.instruments[symbol]
             key = (symbol,)
             bid, ask = book.best_bid(), book.best_ask()
             if bid is not None:
-                gauge(self.best_bid, key, float(inst.price(bid)))
+                child(self.best_bid, key).set(float(inst.price(bid)))
             if ask is not None:
-                gauge(self.best_ask, key, float(inst.price(ask)))
+                child(self.best_ask, key).set(float(inst.price(ask)))
             if bid is not None and ask is not None:
-                gauge(self.spread, key, float(inst.price(ask - bid)))
+                child(self.spread, key).set(float(inst.price(ask - bid)))
             bids, asks = book.depth(10)
-            gauge(self.book_depth, (symbol, "bid"), float(inst.qty(sum(q for _, q, _ in bids))))
-            gauge(self.book_depth, (symbol, "ask"), float(inst.qty(sum(q for _, q, _ in asks))))
+            child(self.book_depth, (symbol, "bid")).set(float(inst.qty(sum(q for _, q, _ in bids))))
+            child(self.book_depth, (symbol, "ask")).set(float(inst.qty(sum(q for _, q, _ in asks))))
         for symbol in venue.instruments:
             key = (symbol,)
-            gauge(self.halted, key, 1.0 if venue.halt_reason(symbol) else 0.0)
-            gauge(self.breaker_open, key, 1.0 if venue.breakers[symbol].is_open(venue.now) else 0.0)
-        gauge(self.kill_switch, (), 1.0 if venue.kill_switch else 0.0)
+            child(self.halted, key).set(1 if venue.halt_reason(symbol) else 0)
+            child(self.breaker_open, key).set(1 if venue.breakers[symbol].is_open(venue.now) else 0)
+        self.kill_switch.set(1 if venue.kill_switch else 0)
         self.open_orders.set(len(venue.orders))
         self.last_event.set(now)
 
@@ -147,14 +144,8 @@ class Metrics:
         key = (id(metric), labels)
         found = self._children.get(key)
         if found is None:
-            found = self._children[key] = metric.labels(*labels) if labels else metric
+            found = self._children[key] = metric.labels(*labels)
         return found
-
-    def _gauge(self, metric: Gauge, labels: tuple[str, ...], value: float) -> None:
-        key = (id(metric), labels)
-        if self._shown.get(key) != value:
-            self._shown[key] = value
-            self._child(metric, labels).set(value)
 
     def bind_engine(self, pending: Callable[[], int], last_cycle_ns: Callable[[], int],
                     timings: Callable[[], tuple[float, float]]) -> None:

@@ -17,9 +17,9 @@ Prices, quantities and fees are stored as exact decimal TEXT ("100.01", "0.5").
 
 from __future__ import annotations
 
+import gc
 import heapq
 import json
-import gc
 import logging
 import os
 import pickle
@@ -196,10 +196,11 @@ _ORDER_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in ORDER_COLUMNS if c != "
 class Insert:
     """An INSERT that takes many rows per statement.
 
-    sqlite3's `executemany` releases the interpreter around every row's step, and whichever
-    thread takes it meanwhile may keep it for a whole switch interval: a batch of hundreds of
-    rows spent most of its time waiting to get the interpreter back. Here a statement carries up
-    to `CHUNK` rows; row counts are split into powers of two, so a few statements serve all.
+    sqlite3 releases the interpreter around every statement step and must take it back after;
+    with `executemany` that is once per row, and on the writer thread, while the engine thread
+    is busy, each retake may wait for a switch interval. Here a statement carries up to `CHUNK`
+    rows (256 streamed a little faster than 64); row counts are split into powers of two, so a
+    few statements serve all.
     """
 
     CHUNK = 256
@@ -334,9 +335,15 @@ def write_snapshot(directory: Path, seq: int, venue: Venue, fsync: bool) -> None
             os.fsync(handle)
         finally:
             os.close(handle)
-    for old in directory.glob("*" + SNAPSHOT_SUFFIX):
-        if old.stem.isdigit() and int(old.stem) < seq:
-            old.unlink(missing_ok=True)
+    for older, path in snapshot_files(directory):
+        if older < seq:
+            path.unlink(missing_ok=True)
+
+
+def snapshot_files(directory: Path) -> list[tuple[int, Path]]:
+    """(seq, file) of the snapshots in `directory`, newest first."""
+    found = [(int(f.stem), f) for f in directory.glob("*" + SNAPSHOT_SUFFIX) if f.stem.isdigit()]
+    return sorted(found, reverse=True)
 
 
 class Store:
@@ -550,11 +557,8 @@ class Store:
             raise ValueError(f"snapshot seq {seq} is past the journal's last seq {self._seq}")
 
     def snapshots(self) -> list[tuple[int, Path]]:
-        """(seq, file) of the snapshots on disk, newest first."""
-        if not self.snapshot_dir.is_dir():
-            return []
-        found = [(int(f.stem), f) for f in self.snapshot_dir.glob("*" + SNAPSHOT_SUFFIX) if f.stem.isdigit()]
-        return sorted(found, reverse=True)
+        """(seq, file) of this store's snapshots, newest first."""
+        return snapshot_files(self.snapshot_dir)
 
     def recover(self, make_venue: Callable[[], Venue]) -> tuple[Venue, int, int]:
         """(venue, last seq, commands replayed): the newest snapshot (or `make_venue()`) plus
