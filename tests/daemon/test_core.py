@@ -61,15 +61,20 @@ def test_batches_left_unpublished_are_published_on_stop() -> None:
     assert seen == ["1", "2", "3"]
 
 
+def published(core: Core, seen: list[str]) -> list[str]:
+    """What the listener has seen once it has seen anything (or after 5 s)."""
+    for _ in range(500):
+        if seen:
+            break
+        core._thread.join(0.01)
+    return seen
+
+
 def test_an_idle_engine_publishes_without_being_asked() -> None:
     core, seen = core_with_log(publish_idle=0.001, publish_max=60)
     try:
         core.execute([order(1)])
-        for _ in range(500):
-            if seen:
-                break
-            core._thread.join(0.01)
-        assert seen == ["1"]
+        assert published(core, seen) == ["1"]
     finally:
         core.stop()
 
@@ -144,5 +149,46 @@ def test_a_failed_write_refuses_the_batch_applied_on_top_of_it() -> None:
         assert core.fault is not None and "disk I/O error" in core.fault
         assert core.query(lambda venue: len(venue.orders)) == 0, "the venue is back at its durable state"
         assert store.written == []
+    finally:
+        core.stop()
+
+
+def thread_of(_commands: list, _out: list, _venue: Venue) -> str:
+    return threading.current_thread().name
+
+
+def test_an_idle_engine_lets_the_caller_run_its_command_and_a_busy_one_queues_it() -> None:
+    core, _seen = core_with_log()
+    try:
+        assert core.execute([order(1)], thread_of) == threading.current_thread().name
+        busy, release = threading.Event(), threading.Event()
+
+        def hold(_commands: list, out: list, _venue: Venue) -> list:
+            busy.set()
+            assert release.wait(10)
+            return out
+
+        held = core.submit([order(2)], hold)
+        assert busy.wait(10)
+        answer: list[str] = []
+        caller = threading.Thread(target=lambda: answer.append(core.execute([order(3)], thread_of)), name="caller")
+        caller.start()
+        caller.join(0.2)
+        assert caller.is_alive(), "the caller waits for the engine's cycle under way"
+        release.set()
+        held.result(5)
+        caller.join(5)
+        assert answer == ["tradsys-engine"]
+        assert core.query(lambda venue: sorted(venue.orders)) == ["1", "2", "3"]
+    finally:
+        core.stop()
+
+
+def test_a_command_its_caller_ran_is_published_by_the_sleeping_engine_thread() -> None:
+    core, seen = core_with_log(tick_seconds=3600, publish_idle=0.001, publish_max=60)
+    try:
+        core._thread.join(0.1)  # the engine thread's first tick is behind it: it sleeps for an hour
+        core.execute([order(1)])
+        assert published(core, seen) == ["1"]
     finally:
         core.stop()
