@@ -163,6 +163,9 @@ class Core:
         self._in_flight: tuple[_Write, Future] | None = None
         self._lock = threading.Lock()
         """Held by whichever thread runs a cycle or publishes: the engine thread, or a caller (`_run_here`)."""
+        self._claimed = False
+        """The engine thread waits for the lock with jobs it has taken: callers queue behind them
+        rather than overtake them (the lock is not fair)."""
 
     # -- client side ----------------------------------------------------------------------
 
@@ -199,7 +202,8 @@ class Core:
         if not self._lock.acquire(blocking=False):
             return False
         try:
-            if self._stopping or self.failed is not None or self._in_flight is not None or not self._queue.empty():
+            if (self._claimed or self._stopping or self.failed is not None or self._in_flight is not None
+                    or not self._queue.empty()):
                 return False
             job.future.set_running_or_notify_cancel()
             self._current = [job]
@@ -254,7 +258,9 @@ class Core:
                         due = min(due, self._publish_by)
                     wait = min(wait, max(0.0, (due - now) / 1e9))
                 jobs, stop = self._take(wait)
+                self._claimed = True
                 with self._lock:
+                    self._claimed = False
                     self._current = jobs
                     if self.failed is not None:  # a caller's cycle failed (`_run_here`)
                         self._fail_pending(self.failed)
