@@ -7,6 +7,11 @@ runs in a process of its own, like the daemon, and blocks of 100 echo and PlaceO
 alternate, so that both see the same machine at the same moment (this VM's speed drifts by
 ±15 % between runs) without the daemon's idle work after an order landing on an echo.
 
+Two floors are printed beside the figures. First the daemon's own: a daemon whose PlaceOrder
+authenticates and parses the request, then answers without reaching the engine or the store. Then,
+in fsync mode, one 4 KiB write + fdatasync in the daemon's home: that floor plus one fdatasync is
+the least an acknowledgement durable against power loss can cost, before any work.
+
     python bench/order_entry.py [--unary 2000] [--stream 100000] [--batch 500]
 """
 
@@ -59,6 +64,29 @@ server.wait_for_termination()
 
 BLOCK = 100
 
+FLOOR_DAEMON = """
+import sys
+from tradsys.daemon.rpc import convert, gate, orders
+from tradsys.proto import orders_pb2 as pb
+
+answer = pb.PlaceOrderResponse(order=pb.Order(order_id="1", account="bench1", symbol="ETH-USD", price="3000.00",
+                                              qty="0.010", open_qty="0.010", filled_qty="0", status=1, created_ns=1))
+
+def place(self, request, context):
+    principal = self.gate.authenticate(context)
+    account = gate.default_account(context, principal, request.account)
+    self.gate.authorize(context, principal, "trade", account)
+    convert.place_command(request, account)
+    return answer
+
+orders.OrderService.PlaceOrder = place
+from tradsys.cli.app import app
+sys.argv = ["tradsys", *sys.argv[1:]]
+app()
+"""
+"""The real daemon, with PlaceOrder authenticating and parsing as usual but answering a fixed
+response instead of reaching the engine and the store: the floor of the daemon's own gRPC path."""
+
 
 def start_echo() -> tuple[subprocess.Popen, str]:
     """A bare grpcio unary echo server in its own process: the same transport, no work."""
@@ -68,10 +96,11 @@ def start_echo() -> tuple[subprocess.Popen, str]:
     return proc, f"127.0.0.1:{port}"
 
 
-def start_daemon(home: Path, durability: str) -> tuple[subprocess.Popen, str]:
+def start_daemon(home: Path, durability: str, program: tuple[str, ...] = ("-m", "tradsys")) -> tuple[subprocess.Popen, str]:
+    """`python PROGRAM daemon start ...` with no simulated market in `home`, once it is serving."""
     grpc_port, http_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tradsys", "daemon", "start", "--no-simulate", "--grpc-port", str(grpc_port),
+        [sys.executable, *program, "daemon", "start", "--no-simulate", "--grpc-port", str(grpc_port),
          "--http-port", str(http_port), "--log-level", "warning", "--durability", durability],
         env={**os.environ, "TRADSYS_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -90,9 +119,50 @@ def place_request(i: int) -> pb.PlaceOrderRequest:
     return pb.PlaceOrderRequest(account=f"bench{i % 64}", symbol="ETH-USD", side=side, price=f"{price}.00", qty="0.010")
 
 
-def measure(durability: str, echo: Callable[[bytes], bytes], args: argparse.Namespace) -> tuple[list[float], list[float], float, int]:
+def fdatasync_seconds(where: Path, count: int = 300) -> float:
+    """p50 of one 4 KiB page written and fdatasync'ed on the daemon's file system: what each
+    fsync-mode commit waits for on top of SQLite's own work, whatever else the daemon does."""
+    path = where / "fdatasync.probe"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        os.pwrite(fd, b"\0" * 4096 * 16, 0)
+        os.fsync(fd)
+        samples = []
+        for i in range(count):
+            start = time.perf_counter()
+            os.pwrite(fd, b"x" * 4096, i % 16 * 4096)
+            os.fdatasync(fd)
+            samples.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return percentiles(samples)[0]
+
+
+def alternate(place: Callable[[int], object], echo: Callable[[int], object], count: int) -> tuple[list[float], list[float]]:
+    """Latencies of `count` calls of each, in alternating blocks of BLOCK, after 200 untimed ones."""
+    for i in range(200):
+        place(i)
+        echo(i)
+    placed: list[float] = []
+    bare: list[float] = []
+    for block in range(0, count, BLOCK):
+        for i in range(block, min(block + BLOCK, count)):
+            start = time.perf_counter()
+            place(i)
+            placed.append(time.perf_counter() - start)
+        time.sleep(0.005)  # the daemon's idle work after the last order is not the echo's
+        for i in range(block, min(block + BLOCK, count)):
+            start = time.perf_counter()
+            echo(i)
+            bare.append(time.perf_counter() - start)
+    return placed, bare
+
+
+def measure(durability: str, echo: Callable[[bytes], bytes], args: argparse.Namespace
+            ) -> tuple[list[float], list[float], float, int, float]:
     """Unary latencies (PlaceOrder and echo, alternating), then streaming throughput, against a
-    fresh daemon."""
+    fresh daemon; then, in fsync mode, one fdatasync's time on its file system."""
     with tempfile.TemporaryDirectory() as tmp:
         proc, target = start_daemon(Path(tmp), durability)
         try:
@@ -104,21 +174,8 @@ def measure(durability: str, echo: Callable[[bytes], bytes], args: argparse.Name
             )
             orders = pb_grpc.OrderServiceStub(channel)
             payload = b"x" * 96
-            for i in range(200):
-                orders.PlaceOrder(place_request(i), metadata=meta)
-                echo(payload)
-            unary: list[float] = []
-            bare: list[float] = []
-            for block in range(0, args.unary, BLOCK):
-                for i in range(block, min(block + BLOCK, args.unary)):
-                    start = time.perf_counter()
-                    orders.PlaceOrder(place_request(i), metadata=meta)
-                    unary.append(time.perf_counter() - start)
-                time.sleep(0.005)  # the daemon's idle work after the last order is not the echo's
-                for _ in range(block, min(block + BLOCK, args.unary)):
-                    start = time.perf_counter()
-                    echo(payload)
-                    bare.append(time.perf_counter() - start)
+            unary, bare = alternate(lambda i: orders.PlaceOrder(place_request(i), metadata=meta),
+                                    lambda _i: echo(payload), args.unary)
             batches = [
                 pb.OrderBatch(seq=b, requests=[pb.OrderRequest(place=place_request(b * args.batch + j))
                                                for j in range(args.batch)])
@@ -134,7 +191,25 @@ def measure(durability: str, echo: Callable[[bytes], bytes], args: argparse.Name
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-    return unary, bare, rate, errors
+        flush = fdatasync_seconds(Path(tmp)) if durability == "fsync" else 0.0
+    return unary, bare, rate, errors, flush
+
+
+def measure_floor(echo: Callable[[bytes], bytes], args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """PlaceOrder latencies against FLOOR_DAEMON, and the echo's, alternating."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, target = start_daemon(Path(tmp), "fsync", program=("-c", FLOOR_DAEMON))
+        try:
+            meta = (("authorization", "Bearer " + (Path(tmp) / "admin.token").read_text().strip()),)
+            channel = grpc.insecure_channel(target)
+            orders = pb_grpc.OrderServiceStub(channel)
+            payload = b"x" * 96
+            samples = alternate(lambda i: orders.PlaceOrder(place_request(i), metadata=meta), lambda _i: echo(payload), args.unary)
+            channel.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    return samples
 
 
 def main() -> None:
@@ -149,13 +224,21 @@ def main() -> None:
     echo_channel = grpc.insecure_channel(echo_target)
     try:
         echo = echo_channel.unary_unary("/bench.Echo/Echo")
+        floor, bare = measure_floor(echo, args)
+        floor_x = percentiles(floor)[0] / percentiles(bare)[0]
+        print("[floor: PlaceOrder authenticated and parsed, then answered without the engine or the store]")
+        print(f"  bare grpcio echo:      p50 {percentiles(bare)[0] * 1e6:6.0f} us")
+        print(f"  PlaceOrder, no work:   p50 {percentiles(floor)[0] * 1e6:6.0f} us             (p50 = {floor_x:.2f}x echo)")
         for durability in ("fsync", "process"):
-            unary, bare, rate, errors = measure(durability, echo, args)
+            unary, bare, rate, errors, flush = measure(durability, echo, args)
             p50, p99 = percentiles(unary)
             echo_p50, echo_p99 = percentiles(bare)
             print(f"[durability={durability}]")
             print(f"  bare grpcio echo:      p50 {echo_p50 * 1e6:6.0f} us  p99 {echo_p99 * 1e6:6.0f} us  ({args.unary} calls)")
             print(f"  unary PlaceOrder:      p50 {p50 * 1e6:6.0f} us  p99 {p99 * 1e6:6.0f} us  (p50 = {p50 / echo_p50:.2f}x echo)")
+            if durability == "fsync":
+                print(f"  one 4 KiB fdatasync:   p50 {flush * 1e6:6.0f} us             "
+                      f"(floor + fdatasync = {floor_x + flush / echo_p50:.2f}x echo, before any work)")
             print(f"  streaming OrderEntry:  {rate:,.0f} acked durable orders/s "
                   f"({args.stream:,} orders in batches of {args.batch}, {errors} refused)")
     finally:
