@@ -11,9 +11,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from typer.testing import CliRunner
 from websockets.asyncio.client import connect
 
 from tests.conftest import start_daemon
+from tradsys.cli.app import app
 from tradsys.daemon.app import insecure_binds
 from tradsys.daemon.config import load_config
 from tradsys.proto import orders_pb2 as pb
@@ -76,8 +78,28 @@ def test_tls_for_grpc_and_websocket(tmp_path: Path) -> None:
 
         asyncio.run(ws())
         assert "daemon.started" in d.log.read_text() and "daemon.insecure_bind" not in d.log.read_text()
+        cli_over_tls(home, d.grpc_port, tmp_path)
     finally:
         d.kill(signal.SIGTERM)
+
+
+def cli_over_tls(home: Path, grpc_port: int, tmp_path: Path) -> None:
+    """The local CLI verifies the daemon against the certificate its pid file names; --ca names
+    another; a client elsewhere, with no certificate, is told to pass one."""
+    runner = CliRunner()
+    env = {"TRADSYS_HOME": str(home), "NO_COLOR": "1", "TRADSYS_TOKEN": None, "TRADSYS_CA": None}
+    listed = runner.invoke(app, ["order", "list", "--json"], env=env)
+    assert listed.exit_code == 0, listed.stderr
+    assert json.loads(listed.stdout) == {"orders": []}
+    status = runner.invoke(app, ["daemon", "status", "--json"], env=env)
+    assert json.loads(status.stdout)["health"]["status"] == "ok"
+    (tmp_path / "other").mkdir()
+    other, _ = _self_signed(tmp_path / "other")
+    wrong = runner.invoke(app, ["--ca", str(other), "order", "list"], env=env)
+    assert wrong.exit_code == 3 and "no TLS connection" in wrong.stderr
+    elsewhere = {**env, "TRADSYS_HOME": str(tmp_path / "elsewhere"), "TRADSYS_TOKEN": (home / "admin.token").read_text()}
+    plain = runner.invoke(app, ["--grpc-port", str(grpc_port), "order", "list"], env=elsewhere)
+    assert plain.exit_code == 3 and "pass its certificate with --ca" in plain.stderr
 
 
 def test_no_secret_in_logs_or_metrics(tmp_path: Path) -> None:

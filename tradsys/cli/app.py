@@ -52,9 +52,13 @@ def _root(
         str | None, typer.Option("--token", envvar="TRADSYS_TOKEN", show_envvar=True, help="API token (default: HOME/admin.token).")
     ] = None,
     home: Annotated[Path | None, typer.Option("--home", help="State directory (default: $TRADSYS_HOME or ~/.tradsys).")] = None,
+    ca: Annotated[
+        Path | None, typer.Option("--ca", envvar="TRADSYS_CA", show_envvar=True,
+                                  help="PEM certificate(s) to verify a daemon serving TLS (default: the local daemon's own).")
+    ] = None,
 ) -> None:
     """TradSys: a fast, exact, safe trading venue, risk engine and backtester."""
-    target.host, target.port, target.token, target.home = host, grpc_port, token, home
+    target.host, target.port, target.token, target.home, target.ca = host, grpc_port, token, home, ca
     if home is not None:
         # `daemon` and `auth` read TRADSYS_HOME when their own --home is not given
         os.environ["TRADSYS_HOME"] = str(home.expanduser().absolute())

@@ -1,7 +1,9 @@
 """The CLI's gRPC client: where the daemon is, which token to send, and gRPC errors as exit codes.
 
 Defaults reach the local daemon with nothing typed: host 127.0.0.1, the gRPC port from
-HOME/daemon.pid (else 50051), the token from --token / TRADSYS_TOKEN (else HOME/admin.token).
+HOME/daemon.pid (else 50051), the token from --token / TRADSYS_TOKEN (else HOME/admin.token), and
+TLS verified against --ca / TRADSYS_CA, else against the certificate the local daemon names in its
+pid file when it serves TLS (plain text otherwise).
 Every failure becomes a `CliError` with a one-line message and an exit code, translated once here.
 """
 
@@ -45,20 +47,30 @@ class Target:
     token: str | None = None
     home: Path | None = None
     account: str | None = None
+    ca: Path | None = None
 
     def resolved_home(self) -> Path:
         return resolve_home(self.home)
 
     def address(self) -> tuple[str, int]:
         """--host/--grpc-port, else the running daemon's pid file, else 127.0.0.1:50051."""
-        host, port = self.host, self.port
-        if host is None or port is None:
+        pid_host, pid_port = _pid_address(self.resolved_home())
+        return _local(self.host or pid_host or DEFAULT_HOST), self.port or pid_port or DEFAULT_PORT
+
+    def root_certificates(self) -> bytes | None:
+        """PEM to verify the daemon's TLS certificate: --ca, else the local daemon's own certificate
+        when the address is the local daemon's; None for plain text."""
+        path = self.ca
+        if path is None:
             pid_host, pid_port = _pid_address(self.resolved_home())
-            host = host or pid_host or DEFAULT_HOST
-            port = port or pid_port or DEFAULT_PORT
-        if host in ("0.0.0.0", "::", ""):
-            host = DEFAULT_HOST
-        return host, port
+            if pid_port is not None and (_local(pid_host or DEFAULT_HOST), pid_port) == self.address():
+                path = _pid_info(self.resolved_home()).get("tls_cert")
+        if path is None:
+            return None
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise CliError(EXIT_USAGE, f"cannot read the CA certificate {path}: {exc.strerror}") from None
 
     def bearer(self) -> str | None:
         if self.token:
@@ -96,12 +108,24 @@ class Target:
         return DEFAULT_ACCOUNT
 
 
-def _pid_address(home: Path) -> tuple[str | None, int | None]:
+def _local(host: str) -> str:
+    """A wildcard listen address, as the address to connect to."""
+    return DEFAULT_HOST if host in ("0.0.0.0", "::", "") else host
+
+
+def _pid_info(home: Path) -> dict[str, Any]:
     try:
         info = json.loads((home / "daemon.pid").read_text())
-        host, _, port = str(info["grpc"]).rpartition(":")
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _pid_address(home: Path) -> tuple[str | None, int | None]:
+    try:
+        host, _, port = str(_pid_info(home)["grpc"]).rpartition(":")
         return host or None, int(port)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError):
         return None, None
 
 
@@ -116,15 +140,20 @@ class Client:
         self.target = where or target
         self.host, self.port = self.target.address()
         self.token = self.target.bearer()
-        self.channel = grpc.insecure_channel(
-            f"{self.host}:{self.port}", options=[
-                ("grpc.enable_retries", 0),
-                ("grpc.max_receive_message_length", 64 << 20),
-                # reconnect quickly after a daemon restart (live views keep one channel all day)
-                ("grpc.initial_reconnect_backoff_ms", 250),
-                ("grpc.min_reconnect_backoff_ms", 250),
-                ("grpc.max_reconnect_backoff_ms", 2000),
-            ],
+        options = [
+            ("grpc.enable_retries", 0),
+            ("grpc.max_receive_message_length", 64 << 20),
+            # reconnect quickly after a daemon restart (live views keep one channel all day)
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.min_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ]
+        roots = self.target.root_certificates()
+        address = f"{self.host}:{self.port}"
+        self.tls = roots is not None
+        self.channel = (
+            grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=roots), options=options)
+            if roots is not None else grpc.insecure_channel(address, options=options)
         )
         self.orders = orders_pb2_grpc.OrderServiceStub(self.channel)
         self.market = marketdata_pb2_grpc.MarketDataServiceStub(self.channel)
@@ -148,20 +177,26 @@ class Client:
         return method(request, metadata=self.metadata)
 
     def error(self, exc: grpc.RpcError) -> CliError:
-        return translate(exc, self.host, self.port, self.token is not None, self.target.resolved_home())
+        return translate(exc, self.host, self.port, self.token is not None, self.target.resolved_home(), self.tls)
 
     def close(self) -> None:
         self.channel.close()
 
 
-def translate(exc: grpc.RpcError, host: str, port: int, had_token: bool, home: Path) -> CliError:
+def translate(exc: grpc.RpcError, host: str, port: int, had_token: bool, home: Path, tls: bool = False) -> CliError:
     """One gRPC failure as an exit code and one line a person can act on."""
     code = exc.code() if hasattr(exc, "code") else None
     details = (exc.details() if hasattr(exc, "details") else None) or str(code)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and _unreachable(details, code):
-        return CliError(
-            EXIT_UNREACHABLE, f"daemon not running on {host}:{port} — start it with `tradsys daemon start`"
-        )
+        if "connection refused" in details.lower():
+            return CliError(
+                EXIT_UNREACHABLE, f"daemon not running on {host}:{port} — start it with `tradsys daemon start`"
+            )
+        if tls:
+            return CliError(EXIT_UNREACHABLE, f"no TLS connection to the daemon on {host}:{port}: is --ca the "
+                                              f"certificate it serves, and does it serve TLS? ({details})")
+        return CliError(EXIT_UNREACHABLE, f"the daemon on {host}:{port} does not answer plain-text gRPC: if it "
+                                          f"serves TLS, pass its certificate with --ca ({details})")
     if code == grpc.StatusCode.UNAUTHENTICATED:
         if not had_token:
             return CliError(

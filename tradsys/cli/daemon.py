@@ -80,7 +80,8 @@ def start(
         logging.getLogger("tradsys.daemon").error("daemon.start_failed", extra={"fields": {"error": str(exc)}})
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
-    process.write_pid(cfg.home, f"{cfg.grpc_host}:{daemon.grpc_port}", f"{cfg.http_host}:{daemon.http_port}")
+    process.write_pid(cfg.home, f"{cfg.grpc_host}:{daemon.grpc_port}", f"{cfg.http_host}:{daemon.http_port}",
+                      cfg.tls_cert)
     try:
         daemon.wait()
     finally:
@@ -109,7 +110,7 @@ def status(
     """Is the daemon running, and is it healthy? Exit code 3 when it is not running."""
     cfg = _config(None, {"home": home})
     info = process.read_pid(cfg.home)
-    report = process.health(info["http"]) if info is not None else None
+    report = process.health(info["http"], tls_cert=info.get("tls_cert")) if info is not None else None
     doc = {"running": info is not None, **(info or {}), "health": report}
     if as_json:
         typer.echo(json.dumps(doc))

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -15,10 +16,14 @@ PID_FILE = "daemon.pid"
 LOG_FILE = "logs/daemon.log"
 
 
-def write_pid(home: Path, grpc: str, http: str) -> None:
+def write_pid(home: Path, grpc: str, http: str, tls_cert: Path | None = None) -> None:
+    """With TLS on, the certificate's path too: local clients verify the daemon against it."""
     path = home / PID_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "grpc": grpc, "http": http}))
+    info: dict[str, Any] = {"pid": os.getpid(), "grpc": grpc, "http": http}
+    if tls_cert is not None:
+        info["tls_cert"] = str(tls_cert.absolute())
+    tmp.write_text(json.dumps(info))
     os.chmod(tmp, 0o600)
     tmp.replace(path)
 
@@ -57,10 +62,12 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def health(http: str, timeout: float = 2.0) -> dict[str, Any] | None:
-    """GET /health from the daemon; None when it does not answer."""
+def health(http: str, timeout: float = 2.0, tls_cert: str | None = None) -> dict[str, Any] | None:
+    """GET /health from the daemon (over TLS, verified against `tls_cert`, when given); None when
+    it does not answer."""
+    scheme, context = ("https", ssl.create_default_context(cafile=tls_cert)) if tls_cert else ("http", None)
     try:
-        with urllib.request.urlopen(f"http://{http}/health", timeout=timeout) as resp:
+        with urllib.request.urlopen(f"{scheme}://{http}/health", timeout=timeout, context=context) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         try:
