@@ -1,8 +1,10 @@
 """Helpers for CLI tests: run `tradsys` in-process (fast) or as a real process, against the module's daemon."""
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +42,20 @@ def tradsys(home: Path, *args: str, timeout: float = 30, **env: str) -> subproce
     environ = {k: v for k, v in environ.items() if v != ""}
     return subprocess.run([sys.executable, "-m", "tradsys", *args], env=environ, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def lines(proc: subprocess.Popen) -> "queue.Queue[str]":
+    """The process's stdout lines, read on a thread so that waiting for one can time out."""
+    out: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.put(line)
+        out.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+    return out
 
 
 def best(run: Run, symbol: str = "BTC-USD") -> tuple[Decimal, Decimal]:

@@ -6,9 +6,8 @@ import queue
 import signal
 import subprocess
 import sys
-import threading
 
-from tests.cli.conftest import Run, env_for
+from tests.cli.conftest import Run, env_for, lines
 from tests.conftest import DaemonProcess, eventually
 
 
@@ -17,20 +16,6 @@ def firing(run: Run) -> set[str]:
     assert result.exit_code == 0, result.stderr
     docs = json.loads(result.stdout)
     return {d["id"] for d in docs if d["state"] == "firing"}
-
-
-def lines(proc: subprocess.Popen) -> "queue.Queue[str]":
-    """The process's stdout lines, read on a thread so that waiting for one can time out."""
-    out: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.put(line)
-        out.put("")
-
-    threading.Thread(target=read, daemon=True).start()
-    return out
 
 
 def next_about(stream: "queue.Queue[str]", rule: str) -> dict:

@@ -5,12 +5,13 @@ import signal
 import subprocess
 import os
 import sys
+import time
 from decimal import Decimal
 
 import pytest
 
-from tests.cli.conftest import Run, best, env_for, tradsys
-from tests.conftest import DaemonProcess, eventually, free_port
+from tests.cli.conftest import Run, best, env_for, lines, tradsys
+from tests.conftest import DaemonProcess, eventually, free_port, start_daemon
 from tradsys.cli.app import app
 
 
@@ -201,6 +202,34 @@ def test_tail_streams_json_lines_until_ctrl_c(run: Run, daemon: DaemonProcess) -
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_tail_follows_the_daemon_through_a_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    first = start_daemon(home)
+    environ = {k: v for k, v in {**os.environ, **env_for(home)}.items() if v != ""}
+    command = [sys.executable, "-m", "tradsys", "tail", "trades", "--symbol", "BTC-USD", "--json"]
+    follow = subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    once = subprocess.Popen([*command, "--no-reconnect"], env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    followed, second = lines(follow), None
+    try:
+        assert json.loads(followed.get(timeout=30))["type"] == "trade"
+        assert once.stdout is not None and json.loads(once.stdout.readline())["type"] == "trade"
+        first.kill(signal.SIGTERM)
+        _out, err = once.communicate(timeout=30)
+        assert once.returncode == 3 and "Traceback" not in err, err
+        restart_ns = time.time_ns()
+        second = start_daemon(home, grpc_port=first.grpc_port, http_port=first.http_port)
+        while json.loads(followed.get(timeout=30))["ts_ns"] < restart_ns:
+            pass  # lines from before the restart
+    finally:
+        follow.send_signal(signal.SIGINT)
+        _out, err = follow.communicate(timeout=20)
+        if second is not None:
+            second.kill(signal.SIGTERM)
+    assert follow.returncode == 0
+    assert "reconnecting" in err and "reconnected" in err
 
 
 def test_every_command_has_help_with_an_example() -> None:

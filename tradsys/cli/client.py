@@ -188,15 +188,17 @@ def translate(exc: grpc.RpcError, host: str, port: int, had_token: bool, home: P
     code = exc.code() if hasattr(exc, "code") else None
     details = (exc.details() if hasattr(exc, "details") else None) or str(code)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and _unreachable(details, code):
-        if "connection refused" in details.lower():
-            return CliError(
-                EXIT_UNREACHABLE, f"daemon not running on {host}:{port} — start it with `tradsys daemon start`"
-            )
-        if tls:
+        lowered = details.lower()
+        if tls and any(word in lowered for word in ("handshake", "ssl", "certificate")):
             return CliError(EXIT_UNREACHABLE, f"no TLS connection to the daemon on {host}:{port}: is --ca the "
                                               f"certificate it serves, and does it serve TLS? ({details})")
-        return CliError(EXIT_UNREACHABLE, f"the daemon on {host}:{port} does not answer plain-text gRPC: if it "
-                                          f"serves TLS, pass its certificate with --ca ({details})")
+        if not tls and "failed to connect" in lowered and "socket closed" in lowered:
+            # the port is open, but the connection closed before HTTP/2 began: a TLS listener
+            return CliError(EXIT_UNREACHABLE, f"the daemon on {host}:{port} does not answer plain-text gRPC: if it "
+                                              f"serves TLS, pass its certificate with --ca ({details})")
+        return CliError(
+            EXIT_UNREACHABLE, f"daemon not running on {host}:{port} — start it with `tradsys daemon start`"
+        )
     if code == grpc.StatusCode.UNAUTHENTICATED:
         if not had_token:
             return CliError(
