@@ -6,6 +6,7 @@ import typer
 
 from tradsys.cli.output import JsonOption, coloured, console, emit_json, emit_line, handle_errors, table, to_dict, when
 from tradsys.cli.client import Client
+from tradsys.cli.follow import ReconnectOption, follow
 from tradsys.proto import alerts_pb2 as pb
 
 alerts_app = typer.Typer(help="Alerts: list, follow live, acknowledge.", no_args_is_help=True)
@@ -59,28 +60,22 @@ def list_alerts(
 
 @alerts_app.command("tail")
 @handle_errors
-def tail_alerts(as_json: Annotated[bool, JsonOption] = False) -> None:
+def tail_alerts(as_json: Annotated[bool, JsonOption] = False, reconnect: ReconnectOption = True) -> None:
     """Print alert transitions (pending, firing, resolved) as they happen, until Ctrl-C.
 
     Example: tradsys alerts tail --json
     """
     client = Client()
-    stream = client.stream(client.alerts.StreamAlerts, pb.StreamAlertsRequest())
-    try:
-        for update in stream:
-            doc = alert_doc(update)
-            if as_json:
-                emit_line(doc)
-            else:
-                console.print(alert_line(doc), soft_wrap=True)
-    except KeyboardInterrupt:
-        return
-    except Exception as exc:
-        if hasattr(exc, "code"):
-            raise client.error(exc) from None
-        raise
-    finally:
-        stream.cancel()
+
+    def emit(_kind: str, update: Any) -> None:
+        doc = alert_doc(update)
+        if as_json:
+            emit_line(doc)
+        else:
+            console.print(alert_line(doc), soft_wrap=True)
+
+    follow(client, [(lambda: client.stream(client.alerts.StreamAlerts, pb.StreamAlertsRequest()), "alert")], emit,
+           reconnect)
 
 
 @alerts_app.command("ack")
