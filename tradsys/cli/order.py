@@ -144,7 +144,7 @@ def place(
     if kind in (OrderType.market, OrderType.stop) and price is not None:
         raise CliError(EXIT_USAGE, f"usage: a {kind.value} order takes no --price")
     if kind in (OrderType.market, OrderType.limit) and stop_price is not None:
-        raise CliError(EXIT_USAGE, f"usage: --stop-price is for stop and stop-limit orders only")
+        raise CliError(EXIT_USAGE, "usage: --stop-price is for stop and stop-limit orders only")
     if kind == OrderType.market and tif == Tif.GTC:
         tif = Tif.IOC
     request = pb.PlaceOrderRequest(

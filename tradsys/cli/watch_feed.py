@@ -7,7 +7,6 @@ a consistent copy under the lock.
 """
 
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field

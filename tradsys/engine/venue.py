@@ -662,7 +662,7 @@ class Venue:
     def _shrink(self, order: Order, open_qty: int) -> None:
         """Lower open quantity in place, keeping priority, and release what the difference held."""
         delta = order.open_qty - open_qty
-        acct, pos = order.acct, order.pos
+        pos = order.pos
         if order.side is BUY:
             pos.open_buy -= delta
         else:
@@ -757,7 +757,7 @@ class Venue:
         self._check_amend(order, new_price, new_open, new_stop)
         book.discard(order)
         delta = new_open - order.open_qty
-        acct, pos = order.acct, order.pos
+        pos = order.pos
         if order.side is BUY:
             pos.open_buy += delta
         else:
