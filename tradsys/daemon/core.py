@@ -179,15 +179,14 @@ class Core:
 
     def execute(self, commands: list[dict[str, Any]], render: Render | None = None, timeout: float = 10.0) -> Any:
         """`submit`, and wait for the answer; run here if the engine is idle (see `_run_here`)."""
-        job = _Job(commands, None, render)
-        if not self._run_here(job):
-            self._enqueue(job)
-        return job.future.result(timeout)
+        return self._call(_Job(commands, None, render), timeout)
 
     def query(self, fn: Callable[[Venue], T], timeout: float = 10.0) -> T:
         """Run a read-only function on the engine, after everything queued before it is durable
         and published: a snapshot taken here lines up with the feeds' sequence numbers."""
-        job = _Job(None, fn)
+        return self._call(_Job(None, fn), timeout)
+
+    def _call(self, job: _Job, timeout: float) -> Any:
         if not self._run_here(job):
             self._enqueue(job)
         return job.future.result(timeout)
@@ -253,10 +252,7 @@ class Core:
                 now = self._clock()
                 wait = max(0.0, (next_tick - now) / 1e9)
                 if self._unpublished or self._in_flight is not None:
-                    due = self._active_ns + self._publish_idle_ns
-                    if self._publish_by:
-                        due = min(due, self._publish_by)
-                    wait = min(wait, max(0.0, (due - now) / 1e9))
+                    wait = min(wait, max(0.0, (self._publish_due() - now) / 1e9))
                 jobs, stop = self._take(wait)
                 self._claimed = True
                 with self._lock:
@@ -271,7 +267,7 @@ class Core:
                     if tick:
                         next_tick = now + self._tick_ns
                     self._cycle(jobs, now, tick)
-                    if stop or now >= self._active_ns + self._publish_idle_ns or (self._publish_by and now >= self._publish_by):
+                    if stop or now >= self._publish_due():
                         self._publish()
                     self.last_cycle_ns = self._clock()
                     if stop:
@@ -450,6 +446,12 @@ class Core:
     def _snapshot_failed(self, error: str) -> None:
         log.warning("snapshot.failed", extra={"fields": {"error": error}})
         self._since_snapshot = self._snapshot_every // 2  # half an interval from now
+
+    def _publish_due(self) -> int:
+        """When listeners are told: `publish_idle` after the last cycle with jobs, or sooner at
+        `publish_max` after the oldest unpublished batch."""
+        due = self._active_ns + self._publish_idle_ns
+        return min(due, self._publish_by) if self._publish_by else due
 
     def _publish(self) -> None:
         """Tell the listeners about every committed batch they have not seen, as one batch."""
