@@ -54,7 +54,10 @@ class Target:
 
     def address(self) -> tuple[str, int]:
         """--host/--grpc-port, else the running daemon's pid file, else 127.0.0.1:50051."""
-        pid_host, pid_port = _pid_address(self.resolved_home())
+        return self._address(_pid_info(self.resolved_home()))
+
+    def _address(self, pid_info: dict[str, Any]) -> tuple[str, int]:
+        pid_host, pid_port = _pid_address(pid_info)
         return _local(self.host or pid_host or DEFAULT_HOST), self.port or pid_port or DEFAULT_PORT
 
     def root_certificates(self) -> bytes | None:
@@ -62,9 +65,10 @@ class Target:
         when the address is the local daemon's; None for plain text."""
         path = self.ca
         if path is None:
-            pid_host, pid_port = _pid_address(self.resolved_home())
-            if pid_port is not None and (_local(pid_host or DEFAULT_HOST), pid_port) == self.address():
-                path = _pid_info(self.resolved_home()).get("tls_cert")
+            info = _pid_info(self.resolved_home())
+            pid_host, pid_port = _pid_address(info)
+            if pid_port is not None and (_local(pid_host or DEFAULT_HOST), pid_port) == self._address(info):
+                path = info.get("tls_cert")
         if path is None:
             return None
         try:
@@ -121,9 +125,9 @@ def _pid_info(home: Path) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
-def _pid_address(home: Path) -> tuple[str | None, int | None]:
+def _pid_address(info: dict[str, Any]) -> tuple[str | None, int | None]:
     try:
-        host, _, port = str(_pid_info(home)["grpc"]).rpartition(":")
+        host, _, port = str(info["grpc"]).rpartition(":")
         return host or None, int(port)
     except (ValueError, KeyError):
         return None, None

@@ -21,7 +21,7 @@ RETRY_SECONDS = (0.25, 2.0)
 
 
 def _pump(open_stream: Callable[[], Any], kind: str, out: "queue.Queue[tuple[str, Any]]", client: Client,
-            stop: threading.Event, open_streams: set[Any], reconnect: bool) -> None:
+          stop: threading.Event, open_streams: set[Any], reconnect: bool) -> None:
     """Put the stream's items on `out`; when the daemon goes away (it stopped, or the connection
     broke), report it and, with `reconnect`, open the stream again once the daemon is back."""
     while not stop.is_set():
