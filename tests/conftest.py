@@ -79,6 +79,22 @@ class DaemonProcess:
         self.proc.send_signal(sig)
         self.proc.wait(20)
 
+    def wait_quoted(self, symbols: tuple[str, ...] = ("BTC-USD", "ETH-USD", "SOL-USD"), timeout: float = 30) -> None:
+        """Wait until the simulated market quotes both sides of each symbol: it starts some ticks
+        after the daemon does, and a test that reads the book before then sees it empty or one-sided."""
+        from tradsys.proto import marketdata_pb2 as md
+        from tradsys.proto import marketdata_pb2_grpc as md_grpc
+
+        with self.channel() as channel:
+            stub = md_grpc.MarketDataServiceStub(channel)
+
+            def quoted() -> bool:
+                books = [stub.GetBook(md.GetBookRequest(symbol=s, depth=1), metadata=self.metadata(), timeout=5).book
+                         for s in symbols]
+                return all(book.bids and book.asks for book in books)
+
+            eventually(quoted, timeout=timeout)
+
 
 def start_daemon(home: Path, *args: str, grpc_port: int | None = None, http_port: int | None = None) -> DaemonProcess:
     grpc_port = grpc_port or free_port()
@@ -114,6 +130,7 @@ def start_daemon(home: Path, *args: str, grpc_port: int | None = None, http_port
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     """A daemon with the simulated market on, shared by the tests of one module."""
     proc = start_daemon(tmp_path_factory.mktemp("home"), "--seed", "11")
+    proc.wait_quoted()
     yield proc
     if proc.proc.poll() is None:
         proc.kill(signal.SIGTERM)

@@ -43,6 +43,7 @@ def wsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     home: Path = tmp_path_factory.mktemp("wshome")
     (home / "config.toml").write_text(CONFIG)
     proc = start_daemon(home, "--seed", "11")
+    proc.wait_quoted()
     yield proc
     if proc.proc.poll() is None:
         proc.kill(15)
@@ -375,7 +376,7 @@ def test_inbox_conflates_book_deltas_and_cuts_off_other_overflow() -> None:
             inbox.put("book:BTC-USD", seq)
         await asyncio.wait_for(woken.wait(), 5)
         items = inbox.drain()
-        assert (SNAP, "BTC-USD") in items and len(items) <= 4 and inbox.conflations > 0
+        assert (SNAP, "book:BTC-USD") in items and len(items) <= 4 and inbox.conflations > 0
         assert inbox.closed_reason is None
         for n in range(5):
             inbox.put("trades:BTC-USD", n)
@@ -387,7 +388,7 @@ def test_inbox_conflates_book_deltas_and_cuts_off_other_overflow() -> None:
 def test_conflate_keeps_other_channels_in_order() -> None:
     items = deque([("book:A", 1), ("trades:A", "t1"), ("book:B", 1), ("book:A", 2), ("trades:A", "t2")])
     assert _conflate(items)
-    assert list(items) == [("trades:A", "t1"), ("trades:A", "t2"), (SNAP, "A"), (SNAP, "B")]
+    assert list(items) == [("trades:A", "t1"), ("trades:A", "t2"), (SNAP, "book:A"), (SNAP, "book:B")]
     assert not _conflate(deque([("trades:A", 1), ("orders", 2)]))
 
 

@@ -1,15 +1,15 @@
 """What the venue publishes, derived from each committed batch on the engine thread.
 
-Topics: `book:SYM` (level deltas with a per-symbol sequence number: a client that sees a gap
-re-requests a snapshot), `trades:SYM`, `bars:SYM` (closed bars, every interval), `orders`
+Topics: `book:SYM` and `book:SYM:N` (level deltas with a per-symbol sequence number, see
+`book_feed`: a client that sees a gap re-requests a snapshot), `trades:SYM`, `bars:SYM` (closed bars, every interval), `orders`
 (every order event with the order's state at that moment) and `positions`.
 """
 
 import threading
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
+from tradsys.daemon.book_feed import BookFeed
 from tradsys.daemon.hub import Hub
 from tradsys.daemon.records import fill_records, order_record, position_records, trade_record
 from tradsys.engine import (
@@ -34,33 +34,14 @@ EVENT_KINDS = {
     OrderExpired: "expired", OrderTriggered: "triggered",
 }
 
-Level = tuple[str, str, int]
-"""price, qty, order count; qty "0" removes the level."""
-
-
-@dataclass(slots=True, frozen=True)
-class BookView:
-    symbol: str
-    seq: int
-    ts: int
-    bids: list[Level]
-    asks: list[Level]
-    snapshot: bool
-
-
 class Feeds:
-    def __init__(self, venue: Venue, hub: Hub, depth: int = 50, keep_trades: int = 1000) -> None:
+    def __init__(self, venue: Venue, hub: Hub, keep_trades: int = 1000) -> None:
         self.hub = hub
-        self.depth = depth
+        self.book = BookFeed(venue, hub)
         self.intervals = {text: parse_interval(text) for text in INTERVALS}
         self.bars = BarAggregator(list(self.intervals.values()), keep=2000)
-        self.seq = {s: 0 for s in venue.instruments}
         self.trades = {s: deque[dict[str, Any]](maxlen=keep_trades) for s in venue.instruments}
         self.last_event_ns = 0
-        self._levels: dict[str, tuple[frozenset[tuple[int, int, int]], frozenset[tuple[int, int, int]]]] = {
-            s: (frozenset(), frozenset()) for s in venue.instruments
-        }
-        """Per symbol, the (price, qty, count) levels of each side as last published."""
         self._order_seq = 0
         self._lock = threading.Lock()
         """Guards trades and bars, which readers on other threads copy."""
@@ -91,7 +72,7 @@ class Feeds:
         for bar in closed:
             hub.publish(f"bars:{bar.symbol}", self.bar_record(venue, bar, closed=True))
         for symbol in touched:
-            self._publish_book(venue, symbol, now)
+            self.book.update(venue, symbol, now)
         if accounts and hub.wants("positions"):
             for account in accounts:
                 for record in position_records(venue, account):
@@ -120,42 +101,6 @@ class Feeds:
             "kind": EVENT_KINDS[type(event)], "seq": self._order_seq, "ts": event.ts,
             "order": order_record(venue, event.order, reason), "fill": None, "reason": reason,
         })
-
-    def _publish_book(self, venue: Venue, symbol: str, now: int) -> None:
-        """Level deltas against the levels last published. Nobody subscribed: nothing is built
-        and `seq` stays, so the next delta is taken against older levels; its absolute levels are
-        then a superset of what changed since any snapshot a new subscriber took meanwhile."""
-        if not self.hub.wants(f"book:{symbol}"):
-            return
-        bids, asks = venue.books[symbol].depth(self.depth)
-        new = (frozenset(bids), frozenset(asks))
-        old = self._levels[symbol]
-        if new == old:
-            return
-        self._levels[symbol] = new
-        self.seq[symbol] += 1
-        inst = venue.instruments[symbol]
-
-        def levels(old: frozenset[tuple[int, int, int]], new: frozenset[tuple[int, int, int]]) -> list[Level]:
-            prices = {p for p, _, _ in new}
-            changes = [*(new - old), *((p, 0, 0) for p, _, _ in old if p not in prices)]
-            return [(fmt(inst.price(p)), fmt(inst.qty(q)), n) for p, q, n in changes]
-
-        self.hub.publish(
-            f"book:{symbol}",
-            BookView(symbol, self.seq[symbol], now, levels(old[0], new[0]), levels(old[1], new[1]), snapshot=False),
-        )
-
-    def book_snapshot(self, venue: Venue, symbol: str, depth: int) -> BookView:
-        """Run on the engine thread (`Core.query`) so that `seq` matches the deltas published so far."""
-        inst = venue.instruments[symbol]
-        bids, asks = venue.books[symbol].depth(depth)
-        return BookView(
-            symbol, self.seq[symbol], venue.now,
-            [(fmt(inst.price(p)), fmt(inst.qty(q)), n) for p, q, n in bids],
-            [(fmt(inst.price(p)), fmt(inst.qty(q)), n) for p, q, n in asks],
-            snapshot=True,
-        )
 
     def recent_trades(self, symbol: str, limit: int, since_ns: int = 0) -> list[dict[str, Any]]:
         with self._lock:

@@ -26,7 +26,8 @@ from websockets.exceptions import ConnectionClosed
 from tradsys.daemon.auth import AuthError, PermissionDenied, Principal, Role, require, verify_token
 from tradsys.daemon.config import ConfigError
 from tradsys.daemon.core import Core, Unavailable
-from tradsys.daemon.feeds import BookView, Feeds
+from tradsys.daemon.book_feed import MAX_DEPTH, BookView
+from tradsys.daemon.feeds import Feeds
 from tradsys.daemon.hub import LAGGING, Hub, LoopInbox, LoopSubscription
 from tradsys.daemon.logs import log_event
 from tradsys.daemon.rpc.convert import (
@@ -274,7 +275,7 @@ class JsonCodec:
     def _push(self, topic: str, item: Any) -> str:
         if isinstance(item, BookView):
             kind = "book_snapshot" if item.snapshot else "book_update"
-            return json.dumps({"type": kind, "channel": f"book:{item.symbol}", "data": _book_json(item)})
+            return json.dumps({"type": kind, "channel": item.channel, "data": _book_json(item)})
         kind = PUSH_KIND[topic.split(":", 1)[0]]
         return json.dumps({"type": kind, "channel": _channel(topic, item), "data": item})
 
@@ -371,6 +372,11 @@ class ProtoCodec:
         return self.cache.get(item, lambda it: self._push(topic, it).SerializeToString())
 
     def _push(self, topic: str, item: Any) -> ws_pb2.Envelope:
+        envelope = self._body(topic, item)
+        envelope.channel = item.channel if isinstance(item, BookView) else _channel(topic, item)
+        return envelope
+
+    def _body(self, topic: str, item: Any) -> ws_pb2.Envelope:
         if isinstance(item, BookView):
             if item.snapshot:
                 msg = md.BookSnapshot(symbol=item.symbol, bids=levels(item.bids), asks=levels(item.asks),
@@ -413,21 +419,21 @@ PROTO = ProtoCodec()
 
 
 def _conflate(items: deque[tuple[str, Any]]) -> bool:
-    """Inbox overflow (engine thread): drop pending book deltas, ask for one snapshot per symbol instead."""
-    symbols: dict[str, None] = {}
+    """Inbox overflow (engine thread): drop pending book deltas, ask for one snapshot per book channel instead."""
+    channels: dict[str, None] = {}
     kept: list[tuple[str, Any]] = []
     for topic, item in items:
         if topic.startswith("book:"):
-            symbols[topic[5:]] = None
+            channels[topic] = None
         elif topic == SNAP:
-            symbols[item] = None
+            channels[item] = None
         else:
             kept.append((topic, item))
-    if len(kept) + len(symbols) >= len(items):
+    if len(kept) + len(channels) >= len(items):
         return False
     items.clear()
     items.extend(kept)
-    items.extend((SNAP, s) for s in symbols)
+    items.extend((SNAP, c) for c in channels)
     return True
 
 
@@ -458,8 +464,12 @@ class WsServer:
     def topic(self, channel: str, principal: Principal) -> tuple[str, Callable[[str, Any], bool] | None]:
         """The hub topic and filter of a channel name, or WsError naming what is valid."""
         kind, _, rest = channel.partition(":")
-        if kind in ("book", "trades") and rest in self.symbols:
+        if kind == "trades" and rest in self.symbols:
             return channel, None
+        if kind == "book":
+            symbol, _, depth = rest.partition(":")
+            if symbol in self.symbols and (not depth or depth in _DEPTHS):
+                return self.feeds.book.topic(symbol, int(depth or 0)), None
         if kind == "bars":
             symbol, _, interval = rest.partition(":")
             if symbol in self.symbols and interval in self.feeds.intervals:
@@ -474,9 +484,14 @@ class WsServer:
         if channel == "alerts":
             return channel, None
         symbols = "|".join(self.symbols)
-        raise WsError("not_found", f"unknown channel {channel!r}; channels are book:SYM, trades:SYM, "
+        raise WsError("not_found", f"unknown channel {channel!r}; channels are book:SYM (whole book), book:SYM:N (top N, "
+                      f"1-{MAX_DEPTH}), trades:SYM, "
                       f"bars:SYM:INTERVAL ({', '.join(self.feeds.intervals)}), orders, positions, alerts; "
                       f"SYM is {symbols}")
+
+
+_DEPTHS = frozenset(str(n) for n in range(1, MAX_DEPTH + 1))
+"""The N of `book:SYM:N`, spelled one way only so that a channel is its hub topic."""
 
 
 def _readable(principal: Principal) -> frozenset[str] | None:
@@ -489,6 +504,10 @@ def _readable(principal: Principal) -> frozenset[str] | None:
 
 @dataclass(slots=True)
 class _Book:
+    """A book channel of a session: `book:SYM` or `book:SYM:N`."""
+
+    symbol: str
+    depth: int
     seq: int | None = None
     """Last seq sent; None until the snapshot is."""
 
@@ -689,9 +708,9 @@ class Session:
             self.subs[channel] = sub
             self.server.hub.attach(sub)
             if channel.startswith("book:"):
-                symbol = channel[5:]
-                self.books[symbol] = _Book()
-                self.inbox.put(SNAP, symbol)  # after attach: the snapshot covers every delta before it
+                symbol, _, depth = channel[5:].partition(":")
+                self.books[channel] = _Book(symbol, int(depth or 0))
+                self.inbox.put(SNAP, channel)  # after attach: the snapshot covers every delta before it
         return sorted(self.subs)
 
     def _unsubscribe(self, channels: list[str]) -> list[str]:
@@ -699,8 +718,7 @@ class Session:
             sub = self.subs.pop(channel, None)
             if sub is not None:
                 self.server.hub.unsubscribe(sub)
-                if channel.startswith("book:"):
-                    self.books.pop(channel[5:], None)
+                self.books.pop(channel, None)
         return sorted(self.subs)
 
     async def _trade(self, req: Request) -> None:
@@ -826,13 +844,13 @@ class Session:
             if topic == SNAP:
                 book = self.books.get(item)
                 if book is not None:
-                    out.append(await self._snapshot(item, book))
+                    out.append(await self._snapshot(book))
             elif type(item) is BookView:
-                book = self.books.get(item.symbol)
+                book = self.books.get(topic)
                 if book is None or book.seq is None or item.seq <= book.seq:
                     continue  # unsubscribed, or covered by the snapshot
                 if item.seq != book.seq + 1:
-                    out.append(await self._snapshot(item.symbol, book))
+                    out.append(await self._snapshot(book))
                     continue
                 book.seq = item.seq
                 out.append(push(topic, item))
@@ -840,13 +858,13 @@ class Session:
                 out.append(push(topic, item))
         return out
 
-    async def _snapshot(self, symbol: str, book: _Book) -> Any:
-        feeds = self.server.feeds
+    async def _snapshot(self, book: _Book) -> Any:
+        feed = self.server.feeds.book
         view = await self.loop.run_in_executor(
-            None, self.server.core.query, lambda venue: feeds.book_snapshot(venue, symbol, feeds.depth)
+            None, self.server.core.query, lambda venue: feed.snapshot(venue, book.symbol, book.depth)
         )
         book.seq = view.seq
-        return self.codec.push(f"book:{symbol}", view)
+        return self.codec.push(view.channel, view)
 
 
 def _single(principal: Principal) -> str:

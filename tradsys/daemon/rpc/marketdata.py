@@ -5,7 +5,8 @@ from collections.abc import Iterator
 import grpc
 
 from tradsys.daemon.core import Core
-from tradsys.daemon.feeds import BookView, Feeds
+from tradsys.daemon.book_feed import MAX_DEPTH, BookView
+from tradsys.daemon.feeds import Feeds
 from tradsys.daemon.hub import Hub
 from tradsys.daemon.rpc.convert import bar_msg, levels, trade_msg
 from tradsys.daemon.rpc.gate import Gate
@@ -14,9 +15,6 @@ from tradsys.engine import Venue
 from tradsys.engine.commands import fmt
 from tradsys.proto import marketdata_pb2 as md
 from tradsys.proto import marketdata_pb2_grpc as md_grpc
-
-MAX_DEPTH = 500
-
 
 class MarketDataService(md_grpc.MarketDataServiceServicer):
     def __init__(self, core: Core, feeds: Feeds, hub: Hub, gate: Gate) -> None:
@@ -53,12 +51,17 @@ class MarketDataService(md_grpc.MarketDataServiceServicer):
         return md.ListInstrumentsResponse(instruments=self.core.query(build))
 
     def _snapshot(self, symbol: str, depth: int) -> BookView:
-        return self.core.query(lambda venue: self.feeds.book_snapshot(venue, symbol, depth))
+        return self.core.query(lambda venue: self.feeds.book.snapshot(venue, symbol, depth))
+
+    def _depth(self, context: grpc.ServicerContext, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"depth must be at most {MAX_DEPTH} (0: the whole book)")
+        return depth
 
     def GetBook(self, request: md.GetBookRequest, context: grpc.ServicerContext) -> md.GetBookResponse:
         self.gate.check(context, "read")
         symbol = self._symbol(context, request.symbol)
-        view = self._snapshot(symbol, min(request.depth or 20, MAX_DEPTH))
+        view = self._snapshot(symbol, self._depth(context, request.depth))
         return md.GetBookResponse(book=_snapshot_msg(view))
 
     def GetTrades(self, request: md.GetTradesRequest, context: grpc.ServicerContext) -> md.GetTradesResponse:
@@ -77,15 +80,15 @@ class MarketDataService(md_grpc.MarketDataServiceServicer):
         return md.GetBarsResponse(bars=[bar_msg(b) for b in bars])
 
     def StreamBook(self, request: md.StreamBookRequest, context: grpc.ServicerContext) -> Iterator[md.BookEvent]:
-        """A snapshot, then level deltas whose `seq` continues it without gaps.
-
-        The delta view covers the top `Feeds.depth` levels; a slow reader is cut off rather than
-        sent a book with holes, and reconnects for a fresh snapshot.
+        """A snapshot, then level deltas whose `seq` continues it without gaps, at the requested
+        depth (0: the whole book). A slow reader is cut off rather than sent a book with holes,
+        and reconnects for a fresh snapshot.
         """
         self.gate.check(context, "read")
         symbol = self._symbol(context, request.symbol)
-        sub = self.hub.subscribe({f"book:{symbol}"})
-        view = self._snapshot(symbol, min(request.depth or self.feeds.depth, MAX_DEPTH))
+        depth = self._depth(context, request.depth)
+        sub = self.hub.subscribe({self.feeds.book.topic(symbol, depth)})
+        view = self._snapshot(symbol, depth)
         yield md.BookEvent(snapshot=_snapshot_msg(view))
         seen = [view.seq]
 
