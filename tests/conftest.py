@@ -126,6 +126,17 @@ def start_daemon(home: Path, *args: str, grpc_port: int | None = None, http_port
     return daemon
 
 
+def quoted_daemon(home: Path, config: str, *args: str) -> Iterator[DaemonProcess]:
+    """A module fixture's body: a daemon with `config.toml` = `config`, its simulated market
+    quoting, stopped after the module's tests."""
+    (home / "config.toml").write_text(config)
+    proc = start_daemon(home, *args)
+    proc.wait_quoted()
+    yield proc
+    if proc.proc.poll() is None:
+        proc.kill(signal.SIGTERM)
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     """A daemon with the simulated market on, shared by the tests of one module."""

@@ -78,7 +78,8 @@ class Rebuilt:
             self.snapshots += 1
             self._check("snapshot")
 
-    def update(self, seq: int, bids: Iterable[tuple[str, str, int]], asks: Iterable[tuple[str, str, int]]) -> None:
+    def update(self, seq: int, prev_seq: int, bids: Iterable[tuple[str, str, int]],
+               asks: Iterable[tuple[str, str, int]]) -> None:
         with self.lock:
             if self.seq is None:
                 if self.rejoining:
@@ -87,8 +88,11 @@ class Rebuilt:
                 return
             if seq <= self.seq:
                 return  # covered by the snapshot
-            if seq != self.seq + 1:
-                self.errors.append(f"{self.name}: seq {self.seq} then {seq}")
+            if prev_seq > self.seq or (self.depth == 0 and seq != self.seq + 1):
+                self.errors.append(f"{self.name}: at seq {self.seq}, an update from {prev_seq} to {seq}")
+            current = hash(self.book())
+            for unchanged in range(self.seq + 1, min(seq, self.seq + 1000)):
+                self.history[unchanged] = current  # a top-N view sends nothing while its top N stays
             for side, levels in ((self.bids, bids), (self.asks, asks)):
                 for p, q, n in levels:
                     if Decimal(q) == 0:
@@ -147,7 +151,7 @@ def follow_grpc(d: DaemonProcess, books: list[Rebuilt], stop: threading.Event) -
                             book.snapshot(s.seq, levels(s.bids), levels(s.asks))
                         else:
                             u = event.update
-                            book.update(u.seq, levels(u.bids), levels(u.asks))
+                            book.update(u.seq, u.prev_seq, levels(u.bids), levels(u.asks))
                         if stop.is_set() or book.updates - start >= REJOIN_EVERY:
                             break
                 except grpc.RpcError as exc:
@@ -179,14 +183,15 @@ async def follow_ws(d: DaemonProcess, proto: bool, books: dict[str, Rebuilt], st
             else:
                 await ws.send(json.dumps({"type": kind, "id": next(ids), "channels": channels}))
 
-        def items(frame: Any) -> Iterator[tuple[str, str, int, list[Any], list[Any]]]:
-            """(channel, type, seq, bids, asks) of each book push in a frame."""
+        def items(frame: Any) -> Iterator[tuple[str, str, int, int, list[Any], list[Any]]]:
+            """(channel, type, seq, prev_seq, bids, asks) of each book push in a frame."""
             if proto:
                 env = ws_pb2.Envelope.FromString(frame)
                 for e in env.batch.items if env.type == "batch" else [env]:
                     if e.type in ("book_snapshot", "book_update"):
                         body = getattr(e, e.type)
-                        yield e.channel, e.type, body.seq, levels(body.bids), levels(body.asks)
+                        prev = body.seq if e.type == "book_snapshot" else body.prev_seq
+                        yield e.channel, e.type, body.seq, prev, levels(body.bids), levels(body.asks)
                     elif e.type == "error":
                         raise AssertionError(f"error from {path}: {e.error.message}")
                 return
@@ -194,8 +199,8 @@ async def follow_ws(d: DaemonProcess, proto: bool, books: dict[str, Rebuilt], st
             for m in msg["items"] if msg["type"] == "batch" else [msg]:
                 if m["type"] in ("book_snapshot", "book_update"):
                     data = m["data"]
-                    yield m["channel"], m["type"], data["seq"], [tuple(x) for x in data["bids"]], \
-                        [tuple(x) for x in data["asks"]]
+                    yield m["channel"], m["type"], data["seq"], data["prev_seq"], \
+                        [tuple(x) for x in data["bids"]], [tuple(x) for x in data["asks"]]
                 elif m["type"] == "error":
                     raise AssertionError(f"error from {path}: {m['error']}")
 
@@ -206,12 +211,12 @@ async def follow_ws(d: DaemonProcess, proto: bool, books: dict[str, Rebuilt], st
                 frame = await asyncio.wait_for(ws.recv(), 0.5)
             except TimeoutError:
                 continue
-            for name, kind, seq, bids, asks in items(frame):
+            for name, kind, seq, prev_seq, bids, asks in items(frame):
                 book = books[name]
                 if kind == "book_snapshot":
                     book.snapshot(seq, bids, asks)
                 else:
-                    book.update(seq, bids, asks)
+                    book.update(seq, prev_seq, bids, asks)
                 if book.depth == 0 and book.updates >= rejoin[book.symbol]:
                     rejoin[book.symbol] += REJOIN_EVERY
                     mine = [c for c, b in books.items() if b.symbol == book.symbol]

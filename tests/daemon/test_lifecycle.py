@@ -103,7 +103,7 @@ def test_cli_start_detached_status_stop(tmp_path: Path) -> None:
         status = tradsys(home, "daemon", "status", "--json")
         assert status.returncode == 0
         doc = json.loads(status.stdout)
-        assert doc["running"] and doc["health"]["status"] == "ok"
+        assert doc["running"] and doc["health"]["status"] == "ok" and doc["grpc_health"] == "SERVING"
         again = tradsys(home, "daemon", "start", "--detach", *ports)
         assert again.returncode == 1 and "already running" in again.stderr
         assert (home / "secret.key").stat().st_mode & 0o777 == 0o600

@@ -10,7 +10,6 @@ from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -18,7 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import DaemonProcess, start_daemon
+from tests.conftest import DaemonProcess, quoted_daemon
 from tradsys.daemon.auth import issue_token
 from tradsys.daemon.hub import LAGGING, LoopInbox
 from tradsys.daemon.ws import CLOSE_FLOOD, CLOSE_UNAUTHORIZED, SNAP, _conflate
@@ -40,13 +39,7 @@ max_frame = 65536
 
 @pytest.fixture(scope="module")
 def wsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    home: Path = tmp_path_factory.mktemp("wshome")
-    (home / "config.toml").write_text(CONFIG)
-    proc = start_daemon(home, "--seed", "11")
-    proc.wait_quoted()
-    yield proc
-    if proc.proc.poll() is None:
-        proc.kill(15)
+    yield from quoted_daemon(tmp_path_factory.mktemp("wshome"), CONFIG, "--seed", "11")
 
 
 def token(d: DaemonProcess, role: str, *accounts: str) -> str:

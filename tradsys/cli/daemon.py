@@ -111,7 +111,8 @@ def status(
     cfg = _config(None, {"home": home})
     info = process.read_pid(cfg.home)
     report = process.health(info["http"], tls_cert=info.get("tls_cert")) if info is not None else None
-    doc = {"running": info is not None, **(info or {}), "health": report}
+    serving = process.grpc_health(info["grpc"], tls_cert=info.get("tls_cert")) if info is not None else None
+    doc = {"running": info is not None, **(info or {}), "health": report, "grpc_health": serving}
     if as_json:
         typer.echo(json.dumps(doc))
     elif info is None:
@@ -121,6 +122,7 @@ def status(
         table.add_row("pid", str(info["pid"]))
         table.add_row("gRPC", info["grpc"])
         table.add_row("HTTP", info["http"])
+        table.add_row("gRPC health", f"[{'green' if serving == 'SERVING' else 'red'}]{serving}[/]")
         if report is None:
             table.add_row("health", "[red]no answer[/]")
         else:

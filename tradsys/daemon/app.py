@@ -35,7 +35,8 @@ from tradsys.daemon.rpc.gate import Gate
 from tradsys.daemon.rpc.marketdata import MarketDataService
 from tradsys.daemon.rpc.orders import OrderService
 from tradsys.daemon.rpc.risk import RiskService
-from tradsys.daemon.rpc.server import build_server, set_serving
+from tradsys.daemon.rpc.server import GrpcServer
+from tradsys.daemon.rpc.streaming import Fanout
 from tradsys.daemon.rpc.strategy import StrategyService
 from tradsys.daemon.store import Store
 from tradsys.daemon.strategies import StrategyHost
@@ -121,13 +122,14 @@ class Daemon:
         core.start()
         if market is not None and fresh:
             core.execute(market.setup_commands())
+        fanout = Fanout(self.hub)
         gate = Gate(secret, on_refusal=lambda kind, detail: self.metrics.auth_refusals.labels(kind, detail).inc())
         servicers = {
-            "orders": OrderService(core, self.store, self.hub, gate),
-            "marketdata": MarketDataService(core, self.feeds, self.hub, gate),
+            "orders": OrderService(core, self.store, fanout, gate),
+            "marketdata": MarketDataService(core, self.feeds, fanout, gate),
             "risk": RiskService(core, gate),
             "strategy": StrategyService(gate, self.strategies),
-            "alerts": AlertService(self.store, self.hub, gate, lambda: list(self.alerter.rules.active.values())),
+            "alerts": AlertService(self.store, fanout, gate, lambda: list(self.alerter.rules.active.values())),
         }
         credentials, tls = tls_contexts(config)
         for where in insecure_binds(config):
@@ -143,9 +145,9 @@ class Daemon:
         self.peerjs = PeerServer.from_config(config.raw.get("peerjs", {}), self.metrics)
         self.peerjs.mount(self.http)
         try:
-            self.grpc, self.health, self.grpc_port = build_server(
-                config.grpc_host, config.grpc_port, servicers, self.metrics, config.max_message_bytes, credentials
-            )
+            self.grpc = GrpcServer(config.grpc_host, config.grpc_port, servicers, self.metrics,
+                                   config.max_message_bytes, credentials, max_streams=config.max_streams)
+            self.grpc_port = self.grpc.port
             self.http.start()
         except BaseException:
             core.stop()
@@ -154,7 +156,7 @@ class Daemon:
         self.http_port = self.http.port
         self.grpc.start()
         self.alerter.start()
-        set_serving(self.health, True)
+        self.grpc.set_serving(True)
         self.state = "ok"
         log_event(
             log, logging.INFO, "daemon.started", grpc=f"{config.grpc_host}:{self.grpc_port}",
@@ -231,11 +233,11 @@ class Daemon:
             return
         self.state = "stopping"
         log_event(log, logging.INFO, "daemon.stopping")
-        set_serving(self.health, False)
+        self.grpc.set_serving(False)
         self.alerter.stop()
         if self.webhook is not None:
             self.webhook.close()
-        self.grpc.stop(grace=2).wait(3)
+        self.grpc.stop(grace=2)
         self.hub.close_all("the daemon is shutting down")
         if self.core is not None:
             self.core.stop()

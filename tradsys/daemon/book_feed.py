@@ -2,12 +2,13 @@
 
 A `BookMirror` holds the levels of one symbol's book as last published, and its `seq`. It is kept
 current after every committed batch that touched the symbol, whether anyone is subscribed or not,
-so a snapshot (the mirror at seq S) and the deltas that follow it (S+1, S+2, ...) always compose
-to the venue's book. Each seq is published once on `book:SYM` (the whole book's changed levels)
-and once on `book:SYM:N` for every depth N somebody follows: the difference between the top N
-levels before and after, so a level that leaves the top N is removed and one that enters is added.
-A depth-N delta may be empty (the change was deeper); it is sent all the same, keeping every
-stream's seq gapless.
+so a snapshot (the mirror at seq S) and the deltas that follow it always compose to the venue's
+book. Each new version is published on `book:SYM` with the whole book's changed levels, and on
+`book:SYM:N`, for every depth N somebody follows, when its top N changed: the difference between
+the top N levels before and after, so a level that leaves the top N is removed and one that enters
+is added. Every delta names `prev_seq`, the version it applies to: seq - 1 on the whole book, the
+last version that changed the top N on a top-N view. A client at version S applies a delta when
+prev_seq <= S < seq; prev_seq > S means it missed one and must take a new snapshot.
 """
 
 from bisect import bisect_left, insort
@@ -38,6 +39,8 @@ class BookView:
     asks: list[Level]
     snapshot: bool
     depth: int = 0
+    prev_seq: int = 0
+    """A delta's base version (see the module's docstring); a snapshot's is its own seq."""
 
     @property
     def channel(self) -> str:
@@ -100,7 +103,7 @@ class BookMirror:
 
     def view(self, depth: int, ts: int) -> BookView:
         return BookView(self.inst.symbol, self.seq, ts, self.levels(self.bids.top(depth)),
-                        self.levels(self.asks.top(depth)), snapshot=True, depth=depth)
+                        self.levels(self.asks.top(depth)), snapshot=True, depth=depth, prev_seq=self.seq)
 
 
 def _top_delta(before: list[Raw], after: list[Raw]) -> list[Raw]:
@@ -116,39 +119,44 @@ class BookFeed:
     def __init__(self, venue: Venue, hub: Hub) -> None:
         self.hub = hub
         self.mirrors = {s: BookMirror(inst) for s, inst in venue.instruments.items()}
-        self._depths: dict[str, frozenset[int]] = {s: frozenset() for s in venue.instruments}
-        """Per symbol, the depths ever followed (at most MAX_DEPTH): each publish checks whether someone
-        still does. Replaced, never changed in place: the engine thread reads it while others register."""
-
-    def topic(self, symbol: str, depth: int) -> str:
-        """Register a followed depth and name its topic; call before subscribing to it."""
-        if depth and depth not in self._depths[symbol]:
-            self._depths[symbol] = self._depths[symbol] | {depth}
-        return book_topic(symbol, depth)
+        self._tops: dict[str, dict[int, int]] = {s: {} for s in venue.instruments}
+        """Per symbol, the top-N views followed: N -> the last seq that changed the top N. Engine
+        thread only: a view starts with a snapshot of it (after its subscriber attached) and is
+        dropped once nobody follows it."""
 
     def update(self, venue: Venue, symbol: str, now: int) -> None:
         """Bring the symbol's mirror to the venue's book; publish the new version if it changed."""
         mirror = self.mirrors[symbol]
         hub = self.hub
-        depths = [n for n in self._depths[symbol] if hub.wants(book_topic(symbol, n))]
-        before = [(n, mirror.bids.top(n), mirror.asks.top(n)) for n in depths]
+        tops = self._tops[symbol]
+        for n in [n for n in tops if not hub.wants(book_topic(symbol, n))]:
+            del tops[n]
+        before = [(n, mirror.bids.top(n), mirror.asks.top(n)) for n in tops]
         book = venue.books[symbol]
         bids = mirror.bids.sync(book.bids)
         asks = mirror.asks.sync(book.asks)
         if not bids and not asks:
             return
         mirror.seq += 1
+        seq = mirror.seq
         if hub.wants(book_topic(symbol, 0)):
-            hub.publish(book_topic(symbol, 0),
-                        BookView(symbol, mirror.seq, now, mirror.levels(bids), mirror.levels(asks), snapshot=False))
+            hub.publish(book_topic(symbol, 0), BookView(
+                symbol, seq, now, mirror.levels(bids), mirror.levels(asks), snapshot=False, prev_seq=seq - 1))
         for n, old_bids, old_asks in before:
-            hub.publish(book_topic(symbol, n), BookView(
-                symbol, mirror.seq, now, mirror.levels(_top_delta(old_bids, mirror.bids.top(n))),
-                mirror.levels(_top_delta(old_asks, mirror.asks.top(n))), snapshot=False, depth=n,
-            ))
+            top_bids = _top_delta(old_bids, mirror.bids.top(n))
+            top_asks = _top_delta(old_asks, mirror.asks.top(n))
+            if top_bids or top_asks:
+                hub.publish(book_topic(symbol, n), BookView(
+                    symbol, seq, now, mirror.levels(top_bids), mirror.levels(top_asks), snapshot=False, depth=n,
+                    prev_seq=tops[n]))
+                tops[n] = seq
 
     def snapshot(self, venue: Venue, symbol: str, depth: int) -> BookView:
         """The book at the seq it is, on the engine thread (`Core.query`): the mirror is first
-        brought to the venue's book, so it is that book even if a change reached no batch."""
+        brought to the venue's book, so it is that book even if a change reached no batch. A
+        top-N snapshot starts following that view, for the subscriber that attached before it."""
         self.update(venue, symbol, venue.now)
-        return self.mirrors[symbol].view(depth, venue.now)
+        mirror = self.mirrors[symbol]
+        if depth:
+            self._tops[symbol].setdefault(depth, mirror.seq)
+        return mirror.view(depth, venue.now)

@@ -54,6 +54,8 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_message_bytes: int = 4 * 1024 * 1024
+    max_streams: int = 5000
+    """Open gRPC streams at most; the next is refused with RESOURCE_EXHAUSTED."""
     snapshot_every: int = 100_000
     """Commands between engine snapshots."""
     durability: str = "fsync"
@@ -223,13 +225,15 @@ _CONVERTERS: dict[str, Converter] = {
     "tls_cert": _optional(_path),
     "tls_key": _optional(_path),
     "max_message_bytes": _positive_int,
+    "max_streams": _positive_int,
     "snapshot_every": _positive_int,
     "durability": _choice("fsync", "process"),
 }
 
 # config.toml tables: [table] key -> field. Fields may also be written as top-level keys.
 _TABLES: dict[str, dict[str, str]] = {
-    "grpc": {"host": "grpc_host", "port": "grpc_port", "max_message_bytes": "max_message_bytes"},
+    "grpc": {"host": "grpc_host", "port": "grpc_port", "max_message_bytes": "max_message_bytes",
+             "max_streams": "max_streams"},
     "http": {"host": "http_host", "port": "http_port"},
     "log": {"format": "log_format", "level": "log_level"},
     "db": {"path": "db_path", "snapshot_every": "snapshot_every", "durability": "durability"},

@@ -69,7 +69,7 @@ class Metrics:
         self.ws_slow_clients = Counter("tradsys_ws_slow_clients", "Slow WebSocket consumers: book views conflated to a "
                                        "fresh snapshot, or connections closed for lagging.", ["action"], registry=r)
         self.ws_refusals = Counter("tradsys_ws_refusals", "WebSocket frames or connections refused, by kind (malformed, "
-                                   "unsupported, rate_limited, flood, unauthenticated).", ["kind"], registry=r)
+                                   "unsupported, rate_limited, flood, unauthenticated, connection_limit).", ["kind"], registry=r)
         self.peerjs_peers = Gauge("tradsys_peerjs_peers", "Peers connected to the PeerJS signaling server.", registry=r)
 
     def on_commit(self, batch: list, venue: Venue) -> None:

@@ -78,6 +78,25 @@ def health(http: str, timeout: float = 2.0, tls_cert: str | None = None) -> dict
         return None
 
 
+def grpc_health(address: str, timeout: float = 2.0, tls_cert: str | None = None) -> str:
+    """The standard gRPC health check's answer for the whole server ("SERVING", "NOT_SERVING"), or
+    why there is none: /health answering says nothing of whether gRPC calls are served."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    if tls_cert:
+        roots = Path(tls_cert).read_bytes()
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=roots))
+    else:
+        channel = grpc.insecure_channel(address)
+    with channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.RpcError as exc:
+            return f"no answer ({exc.code().name.lower()})"
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
 def detach(home: Path, argv: list[str], wait: float = 30.0) -> dict[str, Any]:
     """Start `tradsys daemon start ARGV` in a new session with output to the log file, and wait
     until it has written its pid file (ports bound) or died."""

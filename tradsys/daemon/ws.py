@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from tradsys.daemon.auth import AuthError, PermissionDenied, Principal, Role, require, verify_token
 from tradsys.daemon.config import ConfigError
 from tradsys.daemon.core import Core, Unavailable
-from tradsys.daemon.book_feed import MAX_DEPTH, BookView
+from tradsys.daemon.book_feed import MAX_DEPTH, BookView, book_topic
 from tradsys.daemon.feeds import Feeds
 from tradsys.daemon.hub import LAGGING, Hub, LoopInbox, LoopSubscription
 from tradsys.daemon.logs import log_event
@@ -56,6 +56,7 @@ log = logging.getLogger("tradsys.ws")
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_UNAUTHORIZED = 4001
+CLOSE_TRY_AGAIN = 1013
 CLOSE_SLOW = 4008
 CLOSE_FLOOD = 4029
 SNAP = "\0snapshot"
@@ -75,9 +76,12 @@ class WsLimits:
     """Pending pushes per connection before book deltas are conflated (and, failing that, the client cut off)."""
     send_timeout: float = 10.0
     """A frame the client has not taken in this long closes the connection as too slow."""
-    send_buffer: int = 0
-    """If set, bytes a connection may have unsent (kernel SO_SNDBUF and our write buffer each): a
-    client that stops reading is detected after that much, not after the kernel's autotuned megabytes."""
+    send_buffer: int = 64 * 1024
+    """Bytes a connection may have unsent (kernel SO_SNDBUF and our write buffer each): a client that
+    stops reading is detected after that much, not after the kernel's autotuned megabytes, and is
+    closed (4008) once a frame has waited `send_timeout`."""
+    max_connections: int = 1000
+    """Open WebSocket connections (both paths together); the next is closed at once with 1013."""
     max_frame: int = 64 * 1024
     """Largest incoming message; bigger ones close the connection with 1009."""
     rate: float = 50.0
@@ -155,7 +159,8 @@ def _channel(topic: str, item: Any) -> str:
 
 
 def _book_json(view: BookView) -> dict[str, Any]:
-    return {"symbol": view.symbol, "seq": view.seq, "ts": view.ts, "bids": view.bids, "asks": view.asks}
+    return {"symbol": view.symbol, "seq": view.seq, "prev_seq": view.prev_seq, "ts": view.ts, "bids": view.bids,
+            "asks": view.asks}
 
 
 def _decimal(value: Any, name: str) -> str:
@@ -383,7 +388,7 @@ class ProtoCodec:
                                       seq=item.seq, ts_ns=item.ts)
                 return ws_pb2.Envelope(type="book_snapshot", book_snapshot=msg)
             msg = md.BookUpdate(symbol=item.symbol, bids=levels(item.bids), asks=levels(item.asks),
-                                seq=item.seq, ts_ns=item.ts)
+                                seq=item.seq, ts_ns=item.ts, prev_seq=item.prev_seq)
             return ws_pb2.Envelope(type="book_update", book_update=msg)
         kind = PUSH_KIND[topic.split(":", 1)[0]]
         if kind == "trade":
@@ -450,12 +455,25 @@ class WsServer:
         self.metrics = metrics
         self.limits = limits or WsLimits()
         self.symbols = tuple(core.venue.instruments)
+        self.connections = 0
+        """Open sessions; changed on the event loop only."""
 
     async def json_session(self, ws: ServerConnection) -> None:
-        await Session(self, ws, JSON).run()
+        await self._session(ws, JSON)
 
     async def proto_session(self, ws: ServerConnection) -> None:
-        await Session(self, ws, PROTO).run()
+        await self._session(ws, PROTO)
+
+    async def _session(self, ws: ServerConnection, codec: "JsonCodec | ProtoCodec") -> None:
+        if self.connections >= self.limits.max_connections:
+            self.count("ws_refusals", "connection_limit")
+            await ws.close(CLOSE_TRY_AGAIN, f"{self.connections} connections open, the daemon's limit ([ws] max_connections)")
+            return
+        self.connections += 1
+        try:
+            await Session(self, ws, codec).run()
+        finally:
+            self.connections -= 1
 
     def count(self, metric: str, label: str) -> None:
         if self.metrics is not None:
@@ -469,7 +487,7 @@ class WsServer:
         if kind == "book":
             symbol, _, depth = rest.partition(":")
             if symbol in self.symbols and (not depth or depth in _DEPTHS):
-                return self.feeds.book.topic(symbol, int(depth or 0)), None
+                return book_topic(symbol, int(depth or 0)), None
         if kind == "bars":
             symbol, _, interval = rest.partition(":")
             if symbol in self.symbols and interval in self.feeds.intervals:
@@ -545,11 +563,10 @@ class Session:
         ws, limits = self.ws, self.limits
         ws.ping_interval, ws.ping_timeout, ws.close_timeout = limits.ping_interval, limits.ping_timeout, 2.0
         ws.protocol.max_message_size = limits.max_frame
-        if limits.send_buffer:
-            sock = ws.transport.get_extra_info("socket")
-            if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, limits.send_buffer)
-            ws.transport.set_write_buffer_limits(high=limits.send_buffer)
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, limits.send_buffer)
+        ws.transport.set_write_buffer_limits(high=limits.send_buffer)
         metrics = self.server.metrics
         if metrics is not None:
             metrics.ws_connections.labels(self.codec.name).inc()
@@ -849,7 +866,7 @@ class Session:
                 book = self.books.get(topic)
                 if book is None or book.seq is None or item.seq <= book.seq:
                     continue  # unsubscribed, or covered by the snapshot
-                if item.seq != book.seq + 1:
+                if item.prev_seq > book.seq:
                     out.append(await self._snapshot(book))
                     continue
                 book.seq = item.seq

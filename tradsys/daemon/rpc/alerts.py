@@ -5,14 +5,13 @@ connects late still sees what is firing (it may see one of them twice).
 """
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
-from tradsys.daemon.hub import Hub
 from tradsys.daemon.rpc.gate import Gate
-from tradsys.daemon.rpc.streaming import pump
+from tradsys.daemon.rpc.streaming import Fanout, Stream, checked, pump
 from tradsys.proto import alerts_pb2 as pb
 from tradsys.proto import alerts_pb2_grpc as pb_grpc
 from tradsys.proto import ws_pb2
@@ -41,9 +40,9 @@ def alert_msg(record: dict[str, Any]) -> pb.AlertUpdate:
 
 
 class AlertService(pb_grpc.AlertServiceServicer):
-    def __init__(self, store: Any, hub: Hub, gate: Gate, active: Callable[[], list[dict[str, Any]]]) -> None:
+    def __init__(self, store: Any, fanout: Fanout, gate: Gate, active: Callable[[], list[dict[str, Any]]]) -> None:
         self.store = store
-        self.hub = hub
+        self.fanout = fanout
         self.gate = gate
         self.active = active
         """The alerts pending or firing right now: a new stream starts with them."""
@@ -55,12 +54,17 @@ class AlertService(pb_grpc.AlertServiceServicer):
         rows = self.store.list_alerts(request.state or None, min(request.limit or 100, 1000))
         return pb.ListAlertsResponse(alerts=[alert_msg(r) for r in rows])
 
-    def StreamAlerts(self, request: pb.StreamAlertsRequest, context: grpc.ServicerContext) -> Iterator[pb.AlertUpdate]:
-        self.gate.check(context, "read")
-        sub = self.hub.subscribe({"alerts"})
-        for record in self.active():
-            yield alert_msg(record)
-        yield from pump(self.hub, sub, context, alert_msg)
+    async def StreamAlerts(self, request: pb.StreamAlertsRequest, context: grpc.aio.ServicerContext) -> None:
+        """The alerts firing now, then every change."""
+        await checked(context, lambda c: self.gate.check(c, "read"))
+        stream = Stream(self.fanout, {"alerts"})
+        try:
+            for record in self.active():
+                await context.write(alert_msg(record).SerializeToString())
+        except BaseException:
+            stream.close()
+            raise
+        await pump(context, stream, alert_msg)
 
     def AckAlert(self, request: pb.AckAlertRequest, context: grpc.ServicerContext) -> pb.AckAlertResponse:
         self.gate.check(context, "trade")

@@ -1,17 +1,15 @@
 """OrderService: orders in; acknowledgements out only once the command is durable."""
 
+import asyncio
 import base64
 import json
-import queue
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 
 from tradsys.daemon.auth import Principal
 from tradsys.daemon.core import Core, Unavailable
-from tradsys.daemon.hub import Hub
 from tradsys.daemon.records import fill_records, order_record, position_records
 from tradsys.daemon.rpc.convert import (
     STATUS_NAMES,
@@ -24,13 +22,15 @@ from tradsys.daemon.rpc.convert import (
     position_msg,
 )
 from tradsys.daemon.rpc.gate import Gate, default_account, error_code, refuse
-from tradsys.daemon.rpc.streaming import pump
+from tradsys.daemon.rpc.streaming import Fanout, Stream, checked, pump
 from tradsys.engine import Event, OrderCancelled, OrderFilled, OrderRejected, Venue
 from tradsys.proto import common_pb2 as common
 from tradsys.proto import orders_pb2 as pb
 from tradsys.proto import orders_pb2_grpc as pb_grpc
 
 MAX_PAGE = 1000
+MAX_UNACKED = 64
+"""Batches of one OrderEntry stream submitted and not yet acknowledged."""
 
 
 def outcome(cmd: dict[str, Any], result: list[Event] | Exception, venue: Venue) -> dict[str, Any]:
@@ -76,10 +76,10 @@ def _key(context: grpc.ServicerContext, token: str) -> Any:
 
 
 class OrderService(pb_grpc.OrderServiceServicer):
-    def __init__(self, core: Core, store: Any, hub: Hub, gate: Gate) -> None:
+    def __init__(self, core: Core, store: Any, fanout: Fanout, gate: Gate) -> None:
         self.core = core
         self.store = store
-        self.hub = hub
+        self.fanout = fanout
         self.gate = gate
 
     def _run(self, context: grpc.ServicerContext, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -197,9 +197,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
         records = self.core.query(lambda venue: position_records(venue, account))
         return pb.GetPositionsResponse(positions=[position_msg(r) for r in records])
 
-    def StreamOrderEvents(self, request: pb.StreamOrderEventsRequest, context: grpc.ServicerContext) -> Iterator[pb.OrderEvent]:
-        principal = self.gate.authenticate(context)
-        account = self._read_account(context, principal, request.account)
+    async def StreamOrderEvents(self, request: pb.StreamOrderEventsRequest, context: grpc.aio.ServicerContext) -> None:
+        account = await checked(
+            context, lambda c: self._read_account(c, self.gate.authenticate(c), request.account))
         symbol = request.symbol or None
 
         def accept(_topic: str, item: dict[str, Any]) -> bool:
@@ -208,44 +208,45 @@ class OrderService(pb_grpc.OrderServiceServicer):
                 symbol is None or order.get("symbol") in (symbol, None)
             )
 
-        yield from pump(self.hub, self.hub.subscribe({"orders"}, accept=accept), context, order_event_msg)
+        await pump(context, Stream(self.fanout, {"orders"}, accept=accept), order_event_msg)
 
-    def OrderEntry(self, request_iterator: Iterator[pb.OrderBatch], context: grpc.ServicerContext) -> Iterator[pb.OrderBatchAck]:
-        """Many orders per message, pipelined: batches are submitted as they arrive and acked in order."""
-        principal = self.gate.authenticate(context)
-        pending: queue.Queue[tuple[int, list[Any], Any] | None] = queue.Queue(maxsize=64)
+    async def OrderEntry(self, request_iterator: AsyncIterator[pb.OrderBatch], context: grpc.aio.ServicerContext) -> None:
+        """Many orders per message, pipelined: batches are submitted as they arrive and acked in
+        order. At most `MAX_UNACKED` batches wait for their acks; past that the stream stops
+        reading, so a client that sends faster than the engine applies is slowed, not buffered."""
+        principal = await checked(context, self.gate.authenticate)
+        pending: asyncio.Queue[tuple[int, list[Any], Any] | BaseException | None] = asyncio.Queue(MAX_UNACKED)
 
-        def read() -> None:
+        async def read() -> None:
             try:
-                for batch in request_iterator:
-                    pending.put(self._submit_batch(principal, batch))
+                async for batch in request_iterator:
+                    await pending.put(self._submit_batch(principal, batch))
+                await pending.put(None)
             except Exception as exc:  # the client went away or sent garbage: end the stream
-                pending.put((0, [], exc))
-            finally:
-                pending.put(None)
+                await pending.put(exc)
 
-        threading.Thread(target=read, name="tradsys-order-entry", daemon=True).start()
-        while True:
-            item = pending.get()
-            if item is None:
-                return
-            seq, slots, future = item
-            if isinstance(future, Exception):
-                if isinstance(future, Unavailable):
-                    context.abort(grpc.StatusCode.UNAVAILABLE, str(future))
-                return
-            try:
-                results = iter(future.result(timeout=30) if future is not None else [])
-            except Unavailable as exc:
-                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            ack = pb.OrderBatchAck(seq=seq)
-            add = ack.results.add  # filled in place: appending a built message copies it
-            for slot in slots:
-                if slot is None:
-                    _add_result(add, next(results))
-                else:
-                    add().CopyFrom(slot)
-            yield ack
+        reader = asyncio.create_task(read())
+        try:
+            while (item := await pending.get()) is not None:
+                if isinstance(item, BaseException):
+                    if isinstance(item, Unavailable):
+                        await context.abort(grpc.StatusCode.UNAVAILABLE, str(item))
+                    return
+                seq, slots, future = item
+                try:
+                    results = iter(await asyncio.wrap_future(future) if future is not None else [])
+                except Unavailable as exc:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+                ack = pb.OrderBatchAck(seq=seq)
+                add = ack.results.add  # filled in place: appending a built message copies it
+                for slot in slots:
+                    if slot is None:
+                        _add_result(add, next(results))
+                    else:
+                        add().CopyFrom(slot)
+                await context.write(ack.SerializeToString())
+        finally:
+            reader.cancel()
 
     def _submit_batch(self, principal: Principal, batch: pb.OrderBatch) -> tuple[int, list[Any], Any]:
         """Commands for the valid requests; refusals known up front are placed as ready results."""
