@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tradsys.daemon.core import Core, StorageFault
+from tradsys.daemon.core import Core, Overloaded, StorageFault
 from tradsys.engine import DEFAULT_INSTRUMENTS, Venue, VenueConfig
 
 
@@ -190,5 +190,20 @@ def test_a_command_its_caller_ran_is_published_by_the_sleeping_engine_thread() -
         core._thread.join(0.1)  # the engine thread's first tick is behind it: it sleeps for an hour
         core.execute([order(1)])
         assert published(core, seen) == ["1"]
+    finally:
+        core.stop()
+
+
+def test_a_full_queue_refuses_jobs_until_the_engine_takes_what_it_holds() -> None:
+    venue = Venue(DEFAULT_INSTRUMENTS, VenueConfig(initial_balances={"USD": Decimal("1000000")}))
+    core = Core(venue, MemoryStore(), max_queued=10)  # not started yet: nothing is taken
+    queued = [core.submit([order(3 * j + i) for i in range(3)]) for j in range(3)]
+    with pytest.raises(Overloaded, match="9 commands queued"):
+        core.submit([order(100), order(101)])
+    core.start()
+    try:
+        for future in queued:
+            assert len(future.result(10)) == 3
+        assert len(core.submit([order(i) for i in range(10)]).result(10)) == 10, "room again once taken"
     finally:
         core.stop()

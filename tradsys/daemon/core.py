@@ -70,6 +70,12 @@ class Unavailable(Exception):
     """The engine is not taking commands (stopping, or the store refused the last batch)."""
 
 
+class Overloaded(Unavailable):
+    """The engine's queue holds `max_queued` commands already: this job is refused, not queued
+    (RESOURCE_EXHAUSTED to a gRPC client), so that clients sending faster than the engine applies
+    cannot grow the daemon's memory."""
+
+
 class StorageFault(Unavailable):
     """The store cannot write (read-only database, disk full, I/O error): commands are refused
     until a probe write succeeds again; reads keep being served."""
@@ -114,6 +120,7 @@ class Core:
         clock: Callable[[], int] = time.time_ns,
         tick_seconds: float = 0.05,
         max_batch: int = 5000,
+        max_queued: int = 50_000,
         snapshot_every: int = 100_000,
         restore: Callable[[], Venue] | None = None,
         probe_seconds: float = 1.0,
@@ -141,6 +148,10 @@ class Core:
         self._snapshotter: int | None = None
         """The pid of the forked child writing a snapshot, until it is reaped."""
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._max_queued = max_queued
+        self._queued = 0
+        """Commands (a query counts as one) queued and not yet taken by the engine thread."""
+        self._queued_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="tradsys-engine", daemon=True)
         self._stopping = False
         self._current: list[_Job] = []
@@ -222,7 +233,18 @@ class Core:
     def _enqueue(self, job: _Job) -> None:
         if self._stopping or self.failed is not None:
             raise Unavailable("the engine is stopping" if self.failed is None else f"the engine stopped: {self.failed}")
+        size = _size(job)
+        with self._queued_lock:
+            if self._queued + size > self._max_queued:
+                raise Overloaded(f"the engine has {self._queued} commands queued (its limit is {self._max_queued}): "
+                                 "try again shortly")
+            self._queued += size
         self._queue.put(job)
+
+    def _dequeued(self, job: _Job | None) -> None:
+        if job is not None:
+            with self._queued_lock:
+                self._queued -= _size(job)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -296,6 +318,7 @@ class Core:
             return jobs, False
         count = 0
         while True:
+            self._dequeued(job)
             if job is None:
                 return jobs, True
             # a caller that gave up (a cancelled future) is not served; a taken job can no longer be cancelled
@@ -521,8 +544,13 @@ class Core:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 return
+            self._dequeued(job)
             if job is not None and job is not _WAKE:
                 _fail([job], exc)
+
+
+def _size(job: _Job) -> int:
+    return len(job.commands) if job.commands is not None else (0 if job is _WAKE else 1)
 
 
 def _fail(jobs: list[_Job], exc: BaseException) -> None:
