@@ -2,6 +2,7 @@
 
     python bench/soak.py                  # 3 minutes
     python bench/soak.py --seconds 1800   # half an hour
+    python bench/soak.py --seconds 3600 --mm-every 5 --taker-rate 40   # and: does the market maker keep quoting?
 
 Runs a real daemon in a temporary home (loopback only), starts two built-in strategies, and drives:
 order-entry streams (place then cancel, so the book stays bounded), a unary client whose
@@ -11,6 +12,13 @@ any errors the clients saw. At the end: refusals by reason, and the memory verdi
 histories fill during the first half, so the verdict judges the second half only: RSS at its start
 and at the end, and the least-squares growth per minute over it (flat = at most
 `--max-growth-mb-per-min`).
+
+With `--mm-every N` it also watches the market maker (`market_making` on SOL-USD): every N seconds
+whether it has a live bid and ask (ListOrders) on each side its position (GetPositions) allows, and
+every refusal it meets (its order events stream). At the end: the share of samples with both
+sides, with every allowed side, refusals by reason, requests refused twice on one order, and a
+verdict: QUOTING unless an allowed side was unquoted in two samples running, the strategy stopped,
+or a refusal repeated. `--taker-rate` makes the simulated market busier (`[market] taker_rate`).
 """
 
 import argparse
@@ -24,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections import Counter as Tally
+from decimal import Decimal
 from pathlib import Path
 
 import grpc
@@ -219,6 +228,80 @@ def ws_client(d: DaemonProcess, c: Counters, stop: threading.Event) -> None:
                 time.sleep(1)
 
 
+class QuoteWatch:
+    """Does the market maker keep quoting? Samples its open orders against what its position allows,
+    and counts the refusals on its order events stream by reason and by (order, reason)."""
+
+    def __init__(self, d: DaemonProcess, status: spb.StrategyStatus) -> None:
+        self.d = d
+        self.id, self.account, self.symbol = status.id, status.account, status.symbols[0]
+        self.size, self.limit = Decimal(status.params["quantity"]), Decimal(status.params["max_position"])
+        self.orders = pb_grpc.OrderServiceStub(d.channel())
+        self.strategies = spb_grpc.StrategyServiceStub(d.channel())
+        self.samples = self.both = self.covered = self.stopped = 0
+        self.run = self.worst_run = 0
+        """Samples running (and the most) with an allowed side unquoted."""
+        self.refusals: Tally[str] = Tally()
+        self.per_order: Tally[tuple[str, str]] = Tally()
+
+    def allowed(self, position: Decimal) -> set[str]:
+        return {side for side, after in (("buy", position + self.size), ("sell", position - self.size))
+                if abs(after) <= self.limit}
+
+    def sample(self) -> None:
+        md = self.d.metadata()
+        try:
+            state = self.strategies.GetStrategyStatus(spb.GetStrategyStatusRequest(id=self.id), metadata=md,
+                                                      timeout=5).status.state
+            held = [Decimal(p.qty) for p in self.orders.GetPositions(
+                pb.GetPositionsRequest(account=self.account), metadata=md, timeout=5).positions if p.symbol == self.symbol]
+            listed = self.orders.ListOrders(pb.ListOrdersRequest(
+                account=self.account, symbol=self.symbol, statuses=[common.ORDER_STATUS_NEW,
+                                                                     common.ORDER_STATUS_PARTIALLY_FILLED]),
+                metadata=md, timeout=5).orders
+        except grpc.RpcError:
+            return
+        sides = {"buy" if o.side == common.SIDE_BUY else "sell" for o in listed}
+        self.samples += 1
+        self.stopped += state != spb.StrategyStatus.STATE_RUNNING
+        self.both += sides == {"buy", "sell"}
+        if self.allowed(held[0] if held else Decimal(0)) <= sides:
+            self.covered += 1
+            self.run = 0
+        else:
+            self.run += 1
+            self.worst_run = max(self.worst_run, self.run)
+
+    def watch(self, stop: threading.Event, every: float) -> None:
+        while not stop.wait(every):
+            self.sample()
+
+    def follow(self, stop: threading.Event) -> None:
+        """Its order events: every refusal, by reason and by (order, reason)."""
+        stream = self.orders.StreamOrderEvents(pb.StreamOrderEventsRequest(account=self.account),
+                                               metadata=self.d.metadata())
+        threading.Thread(target=lambda: stop.wait() and stream.cancel(), daemon=True).start()
+        try:
+            for event in stream:
+                if event.kind == pb.OrderEvent.KIND_REJECTED:
+                    self.refusals[event.reason] += 1
+                    self.per_order[(event.order.order_id, event.reason)] += 1
+        except grpc.RpcError:
+            if not stop.is_set():
+                print("the market maker's order events stream ended", file=sys.stderr)
+
+    def report(self) -> tuple[bool, str]:
+        n = max(self.samples, 1)
+        repeated = sum(1 for count in self.per_order.values() if count > 1)
+        quoting = self.samples > 0 and self.worst_run < 2 and not self.stopped and not repeated
+        refusals = ", ".join(f"{reason} {count}" for reason, count in self.refusals.most_common()) or "none"
+        return quoting, (f"market maker: {'QUOTING' if quoting else 'SILENT'} - {self.samples} samples: both sides "
+                         f"{self.both} ({100 * self.both / n:.1f} %), every side its position allows {self.covered} "
+                         f"({100 * self.covered / n:.1f} %), longest run with an allowed side unquoted "
+                         f"{self.worst_run}, not running {self.stopped}; refusals: {refusals}; "
+                         f"orders refused twice for one reason: {repeated}")
+
+
 def p99(values: list[float]) -> float:
     return sorted(values)[int(len(values) * 0.99)] if values else 0.0
 
@@ -252,22 +335,32 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=2)
     parser.add_argument("--ws-clients", type=int, default=4)
     parser.add_argument("--max-growth-mb-per-min", type=float, default=1.0)
+    parser.add_argument("--mm-every", type=float, default=0, metavar="N",
+                        help="every N seconds, check that the market maker quotes both sides (0: off)")
+    parser.add_argument("--taker-rate", type=float, help="simulated noise taker orders per second per symbol")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="tradsys-soak-"))
-    (home / "config.toml").write_text(CONFIG)
+    market = "" if args.taker_rate is None else f"[market]\ntaker_rate = {args.taker_rate}\n"
+    (home / "config.toml").write_text(CONFIG + market)
     d = start_daemon(home, "--seed", "9", "--durability", "process")
     c = Counters()
     stop = threading.Event()
+    watch: QuoteWatch | None = None
     try:
         strategies = spb_grpc.StrategyServiceStub(d.channel())
         for kind, symbol in (("market_making", "SOL-USD"), ("sma_cross", "BTC-USD")):
             try:
-                strategies.StartStrategy(spb.StartStrategyRequest(kind=kind, account=f"strat-{kind}", symbols=[symbol]),
-                                         metadata=d.metadata())
+                started = strategies.StartStrategy(spb.StartStrategyRequest(
+                    kind=kind, account=f"strat-{kind}", symbols=[symbol]), metadata=d.metadata())
             except grpc.RpcError as exc:
                 print(f"strategy {kind} not started: {exc.details()}")
-        threads = [threading.Thread(target=stream_client, args=(d, c, stop, f"s{i}", args.rate), daemon=True)
+                continue
+            if kind == "market_making" and args.mm_every > 0:
+                watch = QuoteWatch(d, started.status)
+        threads = [] if watch is None else [threading.Thread(target=watch.follow, args=(stop,), daemon=True),
+                                            threading.Thread(target=watch.watch, args=(stop, args.mm_every), daemon=True)]
+        threads += [threading.Thread(target=stream_client, args=(d, c, stop, f"s{i}", args.rate), daemon=True)
                    for i in range(args.streams)]
         threads += [threading.Thread(target=unary_client, args=(d, c, stop), daemon=True)]
         threads += [threading.Thread(target=ws_client, args=(d, c, stop), daemon=True) for _ in range(args.ws_clients)]
@@ -298,7 +391,11 @@ def main() -> int:
         print(f"errors: {c.errors}" + "".join(f"\n  {text}" for text in c.error_samples))
         flat, line = verdict(samples, args.seconds, args.max_growth_mb_per_min)
         print(line)
-        return 0 if flat and not c.errors else 1
+        quoting = True
+        if watch is not None:
+            quoting, line = watch.report()
+            print(line)
+        return 0 if flat and quoting and not c.errors else 1
     finally:
         stop.set()
         if d.proc.poll() is None:

@@ -57,6 +57,7 @@ def test_every_table_and_top_level_keys(tmp_path: Path) -> None:
         replay_data = "ticks.csv"
         replay_speed = 10
         seed = 7
+        taker_rate = 250
         [accounts]
         initial_balance = "2500.50"
         currency = "EUR"
@@ -76,7 +77,7 @@ def test_every_table_and_top_level_keys(tmp_path: Path) -> None:
     assert config.db_path == tmp_path / "data/venue.db"
     assert config.simulate is False
     assert config.replay_data == tmp_path / "ticks.csv"  # relative to the file that names it
-    assert (config.replay_speed, config.sim_seed) == (10.0, 7)
+    assert (config.replay_speed, config.sim_seed, config.sim_taker_rate) == (10.0, 7, 250.0)
     assert (config.initial_balance, config.currency) == (Decimal("2500.50"), "EUR")
     assert (config.maker_fee_bps, config.taker_fee_bps) == (Decimal("-0.5"), Decimal("3"))
     assert config.stp is SelfTradePrevention.CANCEL_BOTH
@@ -91,11 +92,13 @@ def test_env_conversion(tmp_path: Path) -> None:
         "TRADSYS_SIMULATE": "false",
         "TRADSYS_SIM_SEED": "42",
         "TRADSYS_REPLAY_SPEED": "2.5",
+        "TRADSYS_SIM_TAKER_RATE": "0",
         "TRADSYS_LOG_LEVEL": "DEBUG",
         "TRADSYS_UNRELATED": "ignored",
     }
     config = load_config(env=env)
     assert (config.simulate, config.sim_seed, config.replay_speed, config.log_level) == (False, 42, 2.5, "debug")
+    assert config.sim_taker_rate == 0.0  # no noise takers
 
 
 def test_env_can_clear_an_optional_setting(tmp_path: Path) -> None:
@@ -122,6 +125,9 @@ def test_home_override_picks_the_config_file(tmp_path: Path) -> None:
         ("TRADSYS_INITIAL_BALANCE", "-1", "non-negative"),
         ("TRADSYS_INITIAL_BALANCE", "NaN", "finite"),
         ("TRADSYS_REPLAY_SPEED", "0", "positive"),
+        ("TRADSYS_SIM_TAKER_RATE", "-1", "non-negative"),
+        ("TRADSYS_SIM_TAKER_RATE", "inf", "non-negative"),
+        ("TRADSYS_SIM_TAKER_RATE", "true", "a number"),
         ("TRADSYS_STP", "yolo", "cancel_resting"),
         ("TRADSYS_SNAPSHOT_EVERY", "0", ">= 1"),
     ],

@@ -209,8 +209,9 @@ def test_same_seed_same_events_other_seed_other_events() -> None:
     assert a.log != c.log
 
 
-def test_commands_per_step_stay_bounded_after_a_long_pause() -> None:
-    config = SimConfig()
+@pytest.mark.parametrize("rate", [4.0, 300.0])
+def test_commands_per_step_stay_bounded_after_a_long_pause(rate: float) -> None:
+    config = SimConfig(taker_rate=rate)
     run = start(config).run(5)
     bound = len(SYMBOLS) * (2 * config.lp_accounts * config.levels + config.max_takers_per_step)
     assert run.max_commands <= bound
@@ -220,6 +221,15 @@ def test_commands_per_step_stay_bounded_after_a_long_pause() -> None:
     assert len(takers) <= len(SYMBOLS) * config.max_takers_per_step
     run.run(5)
     assert run.crossed == 0 and not run.rejected
+
+
+def test_a_higher_taker_rate_trades_that_much_more_in_an_orderly_book() -> None:
+    calm = start(SimConfig(symbols=("BTC-USD",))).run(20)
+    busy = start(SimConfig(symbols=("BTC-USD",), taker_rate=400)).run(20)
+    assert busy.market.stats["taker"] >= 60 * calm.market.stats["taker"]  # 100x the rate: not clipped per step
+    assert busy.trades["BTC-USD"] >= 60 * calm.trades["BTC-USD"]
+    assert busy.crossed == 0 and not busy.rejected
+    assert busy.two_sided["BTC-USD"] >= 0.98 * busy.steps
 
 
 @pytest.mark.parametrize("symbol", SYMBOLS)

@@ -165,12 +165,13 @@ class Daemon:
 
     def _market(self, venue: Venue) -> SimulatedMarket | None:
         config = self.config
+        sim = SimConfig(seed=config.sim_seed or 7, taker_rate=config.sim_taker_rate)
         if config.replay_data is not None:
             data = load_market_data(config.replay_data)
             source = DataFeed(data, speed=config.replay_speed, start_ns=time.time_ns())
-            return SimulatedMarket(venue.instruments, SimConfig(seed=config.sim_seed or 7), source)
+            return SimulatedMarket(venue.instruments, sim, source)
         if config.simulate:
-            return SimulatedMarket(venue.instruments, SimConfig(seed=config.sim_seed or 7))
+            return SimulatedMarket(venue.instruments, sim)
         return None
 
     def _alerter(self) -> Alerter:

@@ -46,6 +46,8 @@ class Config:
     replay_data: Path | None = None
     replay_speed: float = 1.0
     sim_seed: int | None = None
+    sim_taker_rate: float = 4.0
+    """Simulated market: noise taker orders per second per symbol (`[market] taker_rate`)."""
     initial_balance: Decimal = Decimal("1000000")
     currency: str = "USD"
     maker_fee_bps: Decimal = Decimal("1")
@@ -138,16 +140,26 @@ def _bool(value: object, base: Path) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
-def _speed(value: object, base: Path) -> float:
+def _number(value: object, zero: bool) -> float:
+    """A finite number above zero, or from zero on when `zero` is allowed."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"expected a number, got {value!r}")
     try:
-        speed = float(value)
+        number = float(value)
     except ValueError:
         raise ValueError(f"expected a number, got {value!r}") from None
-    if not 0 < speed < float("inf"):
-        raise ValueError(f"expected a positive number, got {value!r}")
-    return speed
+    if not (0 <= number if zero else 0 < number) or number == float("inf"):
+        raise ValueError(f"expected a {'non-negative' if zero else 'positive'} number, got {value!r}")
+    return number
+
+
+def _speed(value: object, base: Path) -> float:
+    return _number(value, zero=False)
+
+
+def _rate(value: object, base: Path) -> float:
+    """Per second; 0 turns it off."""
+    return _number(value, zero=True)
 
 
 def _decimal(value: object, base: Path) -> Decimal:
@@ -217,6 +229,7 @@ _CONVERTERS: dict[str, Converter] = {
     "replay_data": _optional(_path),
     "replay_speed": _speed,
     "sim_seed": _optional(_seed),
+    "sim_taker_rate": _rate,
     "initial_balance": _balance,
     "currency": _text,
     "maker_fee_bps": _decimal,
@@ -237,7 +250,8 @@ _TABLES: dict[str, dict[str, str]] = {
     "http": {"host": "http_host", "port": "http_port"},
     "log": {"format": "log_format", "level": "log_level"},
     "db": {"path": "db_path", "snapshot_every": "snapshot_every", "durability": "durability"},
-    "market": {"simulate": "simulate", "replay_data": "replay_data", "replay_speed": "replay_speed", "seed": "sim_seed"},
+    "market": {"simulate": "simulate", "replay_data": "replay_data", "replay_speed": "replay_speed", "seed": "sim_seed",
+               "taker_rate": "sim_taker_rate"},
     "accounts": {"initial_balance": "initial_balance", "currency": "currency"},
     "fees": {"maker_bps": "maker_fee_bps", "taker_bps": "taker_fee_bps"},
     "venue": {"stp": "stp"},

@@ -102,7 +102,8 @@ class SimConfig:
     """Inventory notional at which the skew is full."""
 
     taker_rate: float = 4.0
-    """Noise taker orders per second per symbol (Poisson arrivals)."""
+    """Noise taker orders per second per symbol (Poisson arrivals). The daemon's `[market] taker_rate`;
+    raise it for a busier market (tests and soaks that need many trades in little time)."""
     taker_notional_median: float = 1_500.0
     taker_notional_sigma: float = 1.0
     """Taker order notional is log-normal: median x exp(sigma x N(0,1)), capped at the max."""
@@ -111,14 +112,20 @@ class SimConfig:
     """Share of taker orders sent as market orders; the rest are IOC limits just through the touch."""
     taker_slippage_bps: float = 3.0
     """An IOC limit reaches up to this far through the touch (uniformly drawn)."""
-    max_takers_per_step: int = 5
-    """Arrivals beyond this in one step (after a long pause) are dropped, not caught up."""
+    taker_catch_up_s: float = 1.25
+    """After a pause, one step sends at most this many seconds' worth of taker arrivals (5 at the
+    default rate); the rest are dropped, not caught up."""
     max_cancels_per_step: int = 200
     """Cleanup of orders left by an earlier run is spread over steps in batches of this size."""
 
     deposit: Decimal = Decimal(1_000_000_000)
     """Extra cash each sim account gets per quote currency (positions are fully margined)."""
     account_prefix: str = "sim"
+
+    @property
+    def max_takers_per_step(self) -> int:
+        """The cap on taker orders per symbol in one step; it scales with `taker_rate`."""
+        return max(1, math.ceil(self.taker_rate * self.taker_catch_up_s))
 
 
 # -- price sources --------------------------------------------------------------------------

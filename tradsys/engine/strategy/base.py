@@ -77,16 +77,24 @@ class FillData:
 
 
 class OrderData:
-    """What the strategy knows about one of its orders. `status`: pending (sent, not yet accepted),
-    new, partially_filled, filled, cancelled, rejected, expired. `reason` says why it ended."""
+    """What the strategy knows about one of its orders, as the venue last reported it: `price`, `qty` and
+    `open_qty` change when the venue confirms (accepted, amended, filled), not when the strategy asks.
+    `status`: pending (sent, not yet accepted), new, partially_filled, filled, cancelled, rejected,
+    expired. `reason` says why it ended, or, while it is open, why the venue refused the last
+    request on it. `in_flight` counts the requests on it (the new order itself, amends, cancels) the
+    venue has not answered yet; `cancelling` is set once a cancel is sent, so a second one is not."""
 
-    __slots__ = ("id", "symbol", "side", "type", "price", "qty", "open_qty", "status", "reason")
+    __slots__ = ("id", "symbol", "side", "type", "price", "qty", "open_qty", "filled_qty", "status", "reason",
+                 "in_flight", "cancelling")
 
     def __init__(self, id: str, symbol: str, side: str, type: str, price: float | None, qty: float) -> None:
         self.id, self.symbol, self.side, self.type, self.price = id, symbol, side, type, price
         self.qty = self.open_qty = qty
+        self.filled_qty = 0.0
         self.status = "pending"
         self.reason = ""
+        self.in_flight = 1
+        self.cancelling = False
 
     @property
     def is_open(self) -> bool:

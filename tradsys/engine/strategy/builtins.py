@@ -131,11 +131,22 @@ class MeanReversion(Strategy):
         self.ctx.order_target(target, self.symbol)
 
 
+RETRIES = 2
+"""New quotes on one side the market maker sends per refresh after the venue refused one."""
+
+
 class MarketMaking(Strategy):
     """Quotes a bid and an ask around the mid (the last trade when the book has no mid), skewed
     against inventory: at +max_position both quotes sit half a spread lower. A side whose fill would
-    take the position past max_position is not quoted. Requotes every refresh_seconds and after
-    each fill, moving a quote only when its target moved by requote_bps or more."""
+    take the position past max_position is not quoted. Requotes every refresh_seconds, after each
+    fill and when a quote ends, moving a quote when its target moved by requote_bps or more and
+    restoring its size after a partial fill.
+
+    A refusal is never repeated in a loop: a quote whose amend was refused is cancelled and
+    replaced, and a side whose new quote was refused is retried at once (the book may have moved)
+    but, refused again, waits for the next refresh. A quote with a request still unanswered is left
+    alone until the answer arrives, and prices stop a tick short of the other side of the book, so
+    post-only quotes do not cross it."""
 
     name = "market_making"
     description = "Two-sided quotes around mid, skewed against inventory, within max_position."
@@ -153,28 +164,41 @@ class MarketMaking(Strategy):
         self.symbol = p.symbol or self.ctx.symbols[0]
         self.bid_id: str | None = None
         self.ask_id: str | None = None
+        self.refused: dict[str, int] = {}
+        """Per side, new quotes the venue refused since the last refresh."""
         self.quantity, self.limit = p.quantity, p.max_position
+        self.lots = self.ctx.to_lots(self.symbol, p.quantity)
         self.half_spread = p.spread_bps / 20_000
         self.requote = p.requote_bps / 10_000
         self.ctx.set_timer("refresh", float(p.refresh_seconds))
         self.quote()
 
     def on_timer(self, name: str) -> None:
+        self.refused.clear()
         self.quote()
 
     def on_fill(self, fill: FillData) -> None:
         self.quote()
 
     def on_order(self, order: OrderData) -> None:
-        if not order.is_open:
-            if order.id == self.bid_id:
-                self.bid_id = None
-            elif order.id == self.ask_id:
-                self.ask_id = None
+        if order.id != self.bid_id and order.id != self.ask_id:
+            return
+        if order.is_open:
+            if order.reason:  # an amend refused: the quote is not where we want it; replace it
+                self.ctx.cancel(order.id)
+            return
+        if order.id == self.bid_id:
+            self.bid_id = None
+        else:
+            self.ask_id = None
+        if order.status == "rejected":
+            self.refused[order.side] = self.refused.get(order.side, 0) + 1
+        self.quote()
 
     def quote(self) -> None:
         ctx = self.ctx
-        mid = ctx.book(self.symbol).mid
+        book = ctx.book(self.symbol)
+        mid = book.mid
         if mid is None:
             return
         pos = ctx.position(self.symbol)
@@ -183,20 +207,28 @@ class MarketMaking(Strategy):
         half = mid * self.half_spread
         centre = mid - inventory * half
         threshold = max(mid * self.requote, 1e-12)
-        self.bid_id = self._side("buy", self.bid_id, centre - half, pos + qty <= limit + 1e-12, threshold)
-        self.ask_id = self._side("sell", self.ask_id, centre + half, pos - qty >= -limit - 1e-12, threshold)
+        tick = float(ctx.instruments[self.symbol].tick_size)
+        bid, ask = centre - half, centre + half
+        if book.ask is not None:
+            bid = min(bid, book.ask - tick)
+        if book.bid is not None:
+            ask = max(ask, book.bid + tick)
+        self.bid_id = self._side("buy", self.bid_id, bid, pos + qty <= limit + 1e-12, threshold)
+        self.ask_id = self._side("sell", self.ask_id, ask, pos - qty >= -limit - 1e-12, threshold)
 
     def _side(self, side: str, order_id: str | None, price: float, allowed: bool, threshold: float) -> str | None:
         ctx = self.ctx
-        order = ctx.orders.get(order_id) if order_id is not None else None
-        if not allowed:
-            if order is not None:
-                ctx.cancel(order.id)
-            return None
+        order = ctx.order(order_id)
         if order is None:
+            if not allowed or self.refused.get(side, 0) >= RETRIES:
+                return None
             return ctx.place(side, self.quantity, price, symbol=self.symbol, post_only=True)
-        if order.price is None or abs(order.price - price) >= threshold:
-            ctx.amend(order.id, price=price, qty=self.quantity)
+        if not allowed:
+            ctx.cancel(order.id)
+        elif not order.in_flight:
+            short = ctx.to_lots(self.symbol, order.open_qty) < self.lots
+            if short or order.price is None or abs(order.price - price) >= threshold:
+                ctx.amend(order.id, price=price, qty=self.quantity)
         return order.id
 
 

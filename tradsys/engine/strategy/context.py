@@ -19,6 +19,8 @@ from tradsys.engine.instrument import CASH_SCALE, Instrument
 from tradsys.engine.strategy.base import BookData, FillData, OrderData
 
 BUY, SELL = "buy", "sell"
+GONE = ("order_closed", "unknown_order")
+"""Refusal reasons meaning the venue has no open order by that id."""
 
 
 class StrategyError(Exception):
@@ -132,17 +134,22 @@ class Context:
                 for buy, lots, reduce_only in target_legs(current, goal)]
 
     def cancel(self, order_id: str) -> None:
-        if order_id in self.orders:
+        """Ask the venue to cancel; asking again before it answers sends nothing more."""
+        order = self.orders.get(order_id)
+        if order is not None and not order.cancelling:
+            order.cancelling = True
+            order.in_flight += 1
             self._send_cancel(order_id)
 
     def cancel_all(self, symbol: str | None = None) -> None:
         for order in list(self.orders.values()):
             if symbol is None or order.symbol == symbol:
-                self._send_cancel(order.id)
+                self.cancel(order.id)
 
     def amend(self, order_id: str, price: float | Decimal | str | None = None,
               qty: float | Decimal | str | None = None) -> None:
-        """New price and/or new open quantity; a lower quantity keeps time priority."""
+        """New price and/or new open quantity; a lower quantity keeps time priority. The order's
+        view changes when the venue confirms (on_order); until it answers, `in_flight` counts it."""
         order = self.orders.get(order_id)
         if order is None:
             return
@@ -150,12 +157,7 @@ class Context:
         lots = None if qty is None else self.to_lots(order.symbol, qty)
         if lots is not None and lots <= 0:
             raise StrategyError(f"qty {qty} is less than one lot")
-        tick, lot = self._ticks[order.symbol]
-        if ticks is not None:
-            order.price = ticks * tick
-        if lots is not None:
-            order.qty += lots * lot - order.open_qty
-            order.open_qty = lots * lot
+        order.in_flight += 1
         self._send_amend(order_id, ticks, lots)
 
     def order(self, order_id: str | None) -> OrderData | None:
@@ -242,7 +244,10 @@ class Context:
 
     # -- called by the host with the venue's events -----------------------------------------------
 
-    def record_fill(self, ts: int, order_id: str, price: int, lots: int, fee: int, liquidity: str) -> FillData:
+    def record_fill(self, ts: int, order_id: str, price: int, lots: int, open_lots: int, fee: int,
+                    liquidity: str) -> FillData:
+        """`open_lots` is what the venue left open after this match: the truth, whatever amends of
+        the order are still on their way."""
         order = self.orders[order_id]
         symbol = order.symbol
         ledger = self.ledgers.get(symbol)
@@ -260,26 +265,57 @@ class Context:
             ledger.cash += px * qty
         ledger.cash -= fee_q
         ledger.fees += fee_q
-        order.open_qty -= qty
-        if order.open_qty <= lot / 2:
-            order.open_qty = 0.0
+        order.filled_qty += qty
+        order.open_qty = open_lots * lot
+        if open_lots == 0:
             order.status = "filled"
             del self.orders[order_id]
         else:
             order.status = "partially_filled"
         return FillData(ts, order_id, symbol, order.side, px, qty, fee_q, liquidity, ledger.lots * lot)
 
-    def record_status(self, order_id: str, status: str, reason: str = "") -> OrderData | None:
+    def record_update(self, order_id: str, price: int | None, open_lots: int | None, answer: bool) -> OrderData | None:
+        """Accepted or amended (`answer`: it answers one of our requests), or triggered: the venue's
+        price and open quantity. `open_lots` None leaves the quantity to the event that closes it."""
         order = self.orders.get(order_id)
         if order is None:
             return None
-        if status in ("accepted", "amended", "triggered"):
-            if order.status == "pending":
-                order.status = "new"
-        else:
-            order.status = status
-            order.reason = reason
-            del self.orders[order_id]
+        tick, lot = self._ticks[order.symbol]
+        if order.status == "pending":
+            order.status = "new"
+        if price is not None:
+            order.price = price * tick
+        if open_lots is not None:
+            order.open_qty = open_lots * lot
+            order.qty = order.filled_qty + order.open_qty
+        if answer:
+            order.in_flight = max(0, order.in_flight - 1)
+            order.reason = ""
+        return order
+
+    def record_closed(self, order_id: str, status: str, reason: str) -> OrderData | None:
+        """Cancelled or expired: the order leaves the view."""
+        order = self.orders.get(order_id)
+        if order is None:
+            return None
+        order.status, order.reason, order.open_qty = status, reason, 0.0
+        del self.orders[order_id]
+        return order
+
+    def record_refusal(self, order_id: str, op: str, reason: str) -> OrderData | None:
+        """The venue refused a request on one of our orders. A refused new order ends as rejected; a
+        request the venue answers with "no such open order" ends the order in the view too (it ended
+        unseen, e.g. when a failed write voided it), so nothing is sent for it again. Any other
+        refusal leaves the order as the venue has it, with `reason` saying why."""
+        order = self.orders.get(order_id)
+        if order is None:
+            return None
+        if op == "new":
+            return self.record_closed(order_id, "rejected", reason)
+        order.in_flight = max(0, order.in_flight - 1)
+        if reason in GONE:
+            return self.record_closed(order_id, "cancelled", reason)
+        order.reason = reason
         return order
 
 

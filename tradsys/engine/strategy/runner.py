@@ -103,39 +103,38 @@ class StrategyRunner:
                     return
 
     def events(self, events: list[Event]) -> None:
-        """The venue's events: those about this instance's orders become on_order / on_fill."""
+        """The venue's events: those about this instance's orders update its view of them (see
+        `Context.record_*`) and become on_order / on_fill."""
         ctx = self.ctx
         mine = ctx.orders
         for event in events:
             if type(event) is OrderFilled:
-                for order, fee, liq in ((event.taker, event.taker_fee, "taker"), (event.maker, event.maker_fee, "maker")):
+                for order, fee, liq, left in ((event.taker, event.taker_fee, "taker", event.taker_open),
+                                              (event.maker, event.maker_fee, "maker", event.maker_open)):
                     if order.id in mine:
-                        fill = ctx.record_fill(event.ts, order.id, event.price, event.qty, fee, liq)
+                        fill = ctx.record_fill(event.ts, order.id, event.price, event.qty, left, fee, liq)
                         if self.state == "running" and self.wants["on_fill"]:
                             self.call("on_fill", fill)
                 continue
             if type(event) is OrderRejected:
                 if event.order_id not in mine:
                     continue
-                if event.op != "new":
-                    data = mine[event.order_id]
-                    data.reason = event.reason
-                else:
-                    data = ctx.record_status(event.order_id, "rejected", event.reason)
-                if data is not None and self.state == "running" and self.wants["on_order"]:
-                    self.call("on_order", data)
-                continue
-            order = event.order  # type: ignore[union-attr]
-            if order.id not in mine:
-                continue
-            kind = type(event)
-            if kind is OrderAccepted or kind is OrderAmended or kind is OrderTriggered:
-                data = ctx.record_status(order.id, "accepted")
-            elif kind is OrderCancelled:
-                data = ctx.record_status(order.id, "cancelled", event.reason)  # type: ignore[union-attr]
-            elif kind is OrderExpired:
-                data = ctx.record_status(order.id, "expired", "expired")
+                data = ctx.record_refusal(event.order_id, event.op, event.reason)
             else:
-                continue
+                order = event.order  # type: ignore[union-attr]
+                if order.id not in mine:
+                    continue
+                kind = type(event)
+                if kind is OrderCancelled:
+                    data = ctx.record_closed(order.id, "cancelled", event.reason)  # type: ignore[union-attr]
+                elif kind is OrderExpired:
+                    data = ctx.record_closed(order.id, "expired", "expired")
+                elif kind is OrderAccepted or kind is OrderAmended or kind is OrderTriggered:
+                    # Live, the order may be further on than this event (events are published after
+                    # the batch): a closed one keeps its open quantity until its own closing event.
+                    data = ctx.record_update(order.id, order.price, order.open_qty if order.is_open else None,
+                                             answer=kind is not OrderTriggered)
+                else:
+                    continue
             if data is not None and self.state == "running" and self.wants["on_order"]:
                 self.call("on_order", data)
