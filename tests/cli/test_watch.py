@@ -1,5 +1,7 @@
-"""`tradsys watch` in a real terminal: tmux runs it, sends keys and reads the screen."""
+"""`tradsys watch`: the book it keeps on hand-made inputs, then the real thing: tmux runs it
+against a daemon, sends keys and reads the screen."""
 
+import json
 import os
 import re
 import shlex
@@ -9,15 +11,73 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from tests.cli.conftest import env_for, tradsys
+from tests.cli.conftest import Run, best, env_for, tradsys
 from tests.conftest import DaemonProcess, eventually, start_daemon
+from tradsys.cli.watch_feed import SeqGap, State, apply_book
+from tradsys.cli.watch_view import Ladder
+from tradsys.proto import marketdata_pb2 as md
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
 
+
+# -- the book a StreamBook subscriber keeps ----------------------------------------------------------
+
+def level(price: str, qty: str, count: int = 1) -> md.BookLevel:
+    return md.BookLevel(price=price, qty=qty, order_count=count)
+
+
+def snapshot(seq: int, bids: list[md.BookLevel], asks: list[md.BookLevel]) -> md.BookEvent:
+    return md.BookEvent(snapshot=md.BookSnapshot(symbol="BTC-USD", seq=seq, bids=bids, asks=asks))
+
+
+def update(seq: int, bids: tuple[md.BookLevel, ...] = (), asks: tuple[md.BookLevel, ...] = ()) -> md.BookEvent:
+    return md.BookEvent(update=md.BookUpdate(symbol="BTC-USD", seq=seq, bids=bids, asks=asks))
+
+
+def sides(s: State) -> tuple[dict[str, str], dict[str, str]]:
+    return ({str(p): q for p, (q, _) in s.bids.items()}, {str(p): q for p, (q, _) in s.asks.items()})
+
+
+def test_a_snapshot_replaces_the_book_and_an_update_replaces_levels_by_price() -> None:
+    s = State("BTC-USD", None, "1s")
+    apply_book(s, snapshot(4, [level("99", "1")], [level("101", "2")]))
+    apply_book(s, snapshot(7, [level("98", "3"), level("97", "1")], [level("102", "1")]))
+    assert sides(s) == ({"98": "3", "97": "1"}, {"102": "1"}) and s.seq == 7
+    apply_book(s, update(8, bids=(level("98", "0"), level("97", "5"), level("96.5", "2")), asks=(level("101", "1"),)))
+    assert sides(s) == ({"97": "5", "96.5": "2"}, {"101": "1", "102": "1"}) and s.seq == 8
+
+
+def test_an_update_already_applied_is_ignored() -> None:
+    s = State("BTC-USD", None, "1s")
+    apply_book(s, snapshot(7, [level("98", "3")], [level("102", "1")]))
+    apply_book(s, update(7, bids=(level("98", "0"),)))
+    apply_book(s, update(5, asks=(level("90", "1"),)))
+    assert sides(s) == ({"98": "3"}, {"102": "1"}) and s.seq == 7
+
+
+def test_an_update_after_a_gap_asks_for_a_fresh_snapshot() -> None:
+    s = State("BTC-USD", None, "1s")
+    apply_book(s, snapshot(7, [level("98", "3")], [level("102", "1")]))
+    with pytest.raises(SeqGap):
+        apply_book(s, update(9, bids=(level("98", "0"),)))
+    assert sides(s) == ({"98": "3"}, {"102": "1"}) and s.seq == 7
+
+
+def test_the_ladder_keeps_each_line_to_one_row_in_a_narrow_panel() -> None:
+    s = State("BTC-USD", None, "1s", bids={Decimal("60010.5"): ("0.294", 1)}, asks={Decimal("60006"): ("0.417", 1)})
+    console = Console(width=30)
+    shown = ["".join(segment.text for segment in line)
+             for line in console.render_lines(Ladder(s), console.options.update(height=4))]
+    assert ["price" in shown[0], "60006" in shown[1], "spread -4.5" in shown[2], "60010.5" in shown[3]] == [True] * 4
+
+
+# -- the real thing ----------------------------------------------------------------------------------
 
 class Screen:
     def __init__(self, name: str) -> None:
@@ -37,6 +97,8 @@ class Screen:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
     def shows(self, pattern: str, timeout: float = 20) -> str:
+        """The screen once `pattern` is on it. A capture may catch a frame half drawn, so every
+        expectation is waited for on its own rather than read from a screen captured for another."""
         def found() -> str:
             screen = self.text()
             assert re.search(pattern, screen), f"{pattern!r} not on screen:\n{screen}"
@@ -69,33 +131,36 @@ def position_qty(text: str) -> str | None:
     return match[1] if match else None
 
 
-def test_watch_shows_ladder_tape_position_and_switches_symbols(screen: Screen, daemon: DaemonProcess) -> None:
-    home = daemon.home
-    first = screen.shows(r"BTC-USD book")
-    screen.shows(r"spread [0-9.]+ \(")                     # the ladder, around its spread
-    tape = screen.shows(r"\d\d:\d\d:\d\d\.\d{3}\s+[0-9.]+\s+[0-9.]+ (buy|sell)")  # the trades tape
-    assert "position w1" in first and "no alerts" in first and "kill switch off" in first
-    screen.shows(r"\d+ × 1s bars")                         # the chart has bars
-    screen.shows(r"position\s+flat")
+TRADE = r"(\d\d:\d\d:\d\d\.\d{3})\s+[0-9.]+\s+[0-9.]+ (?:buy|sell)"
+"""A line of the trades tape."""
 
-    # the view updates by itself: the tape moves on
-    eventually(lambda: screen.text() != tape and re.findall(r"\d\d:\d\d:\d\d\.\d{3}", screen.text()), timeout=15)
+
+@needs_tmux
+def test_watch_shows_ladder_tape_position_and_switches_symbols(screen: Screen, daemon: DaemonProcess, run: Run) -> None:
+    home = daemon.home
+    screen.shows(r"BTC-USD book")
+    screen.shows(r"spread [0-9.]+ \(")                     # the ladder, around its spread
+    tape = set(re.findall(TRADE, screen.shows(TRADE)))
+    for panel in ("position w1", "kill switch off", "─ alerts ─", r"\d+ × 1s bars", r"position\s+flat"):
+        screen.shows(panel)
+
+    # the view updates by itself: trades it had not shown come onto the tape
+    eventually(lambda: set(re.findall(TRADE, screen.text())) - tape, timeout=15)
 
     bought = tradsys(home, "order", "place", "BTC-USD", "buy", "0.01", "--account", "w1")
     assert bought.returncode == 0, bought.stderr
     eventually(lambda: position_qty(screen.text()) == "0.01", timeout=15)
     screen.shows(r"unrealized\s+-?[0-9.]+")
 
-    book = tradsys(home, "book", "BTC-USD", "--depth", "1", "--json")
-    import json
-    from decimal import Decimal
-    bid = Decimal(json.loads(book.stdout)["bids"][0]["price"])
-    rest = tradsys(home, "order", "place", "BTC-USD", "buy", "0.02", "--price", str(bid - 100), "--account", "w1",
-                   "--json")
-    oid = json.loads(rest.stdout)["order"]["order_id"]
-    screen.shows(rf"\b{oid}\s+buy\s+{re.escape(str(bid - 100))}")   # own open order
-    tradsys(home, "order", "cancel", oid)
-    eventually(lambda: not re.search(rf"\b{oid}\s+buy", screen.text()), timeout=15)
+    bid, _ = best(run)
+    far = (bid * Decimal("0.97")).quantize(Decimal("0.01"))   # the market will not come down to it meanwhile
+    rest = tradsys(home, "order", "place", "BTC-USD", "buy", "0.02", "--price", str(far), "--account", "w1", "--json")
+    assert rest.returncode == 0, rest.stderr
+    order = json.loads(rest.stdout)["order"]
+    assert order["status"] == "new", order
+    screen.shows(rf"\b{order['order_id']}\s+buy\s+{re.escape(order['price'])}")   # own open order
+    assert tradsys(home, "order", "cancel", order["order_id"]).returncode == 0
+    eventually(lambda: not re.search(rf"\b{order['order_id']}\s+buy", screen.text()), timeout=15)
 
     screen.keys("Tab")
     screen.shows(r"ETH-USD book")
@@ -114,6 +179,7 @@ def test_watch_shows_ladder_tape_position_and_switches_symbols(screen: Screen, d
     assert "Traceback" not in screen.text()
 
 
+@needs_tmux
 def test_watch_reconnects_when_the_daemon_restarts(tmp_path: Path) -> None:
     daemon = start_daemon(tmp_path / "home", "--seed", "4")
     screen = open_watch(daemon.home, "ETH-USD", height=40)

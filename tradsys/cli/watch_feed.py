@@ -9,7 +9,7 @@ a consistent copy under the lock.
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -39,11 +39,9 @@ class State:
     bids: dict[Decimal, tuple[str, int]] = field(default_factory=dict)
     asks: dict[Decimal, tuple[str, int]] = field(default_factory=dict)
     seq: int = 0
-    book_updates: int = 0
     trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=300))
     bars: list[dict[str, Any]] = field(default_factory=list)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    my_events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
     position: dict[str, Any] | None = None
     kill: dict[str, Any] | None = None
     symbol_risk: dict[str, Any] | None = None
@@ -56,6 +54,31 @@ class State:
         if self.bars:
             return self.bars[-1]["close"]
         return None
+
+
+def apply_book(s: State, event: md.BookEvent) -> None:
+    """Apply one StreamBook message: a snapshot replaces the book; an update replaces its levels by
+    price (qty 0 removes one) if it is the next seq, is ignored if already applied, and raises
+    SeqGap if updates were lost."""
+    if event.HasField("snapshot"):
+        snap = event.snapshot
+        s.bids = {Decimal(x.price): (x.qty, x.order_count) for x in snap.bids}
+        s.asks = {Decimal(x.price): (x.qty, x.order_count) for x in snap.asks}
+        s.seq = snap.seq
+        return
+    update = event.update
+    if update.seq <= s.seq:
+        return
+    if update.seq != s.seq + 1:
+        raise SeqGap(f"book seq gap ({s.seq} -> {update.seq}); resubscribing")
+    for side, levels in ((s.bids, update.bids), (s.asks, update.asks)):
+        for x in levels:
+            price = Decimal(x.price)
+            if Decimal(x.qty) == 0:
+                side.pop(price, None)
+            else:
+                side[price] = (x.qty, x.order_count)
+    s.seq = update.seq
 
 
 class Feed:
@@ -88,10 +111,8 @@ class Feed:
         """A copy the renderer can read while the threads go on."""
         with self.lock:
             s = self.state
-            return State(
-                s.symbol, s.account, s.interval, dict(s.bids), dict(s.asks), s.seq, s.book_updates, deque(s.trades),
-                list(s.bars), dict(s.orders), deque(s.my_events), s.position, s.kill, s.symbol_risk, dict(s.errors),
-            )
+            return replace(s, bids=dict(s.bids), asks=dict(s.asks), trades=deque(s.trades), bars=list(s.bars),
+                           orders=dict(s.orders), errors=dict(s.errors))
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -143,32 +164,11 @@ class Feed:
         try:
             for event in call:
                 with self.lock:
-                    self._apply_book(event)
+                    apply_book(self.state, event)
                 self._ok("book")
         finally:
             self._done(call)
             call.cancel()
-
-    def _apply_book(self, event: md.BookEvent) -> None:
-        s = self.state
-        if event.HasField("snapshot"):
-            snap = event.snapshot
-            s.bids = {Decimal(x.price): (x.qty, x.order_count) for x in snap.bids}
-            s.asks = {Decimal(x.price): (x.qty, x.order_count) for x in snap.asks}
-            s.seq = snap.seq
-            return
-        update = event.update
-        if update.seq != s.seq + 1:
-            raise SeqGap(f"book seq gap ({s.seq} -> {update.seq}); resubscribing")
-        for side, levels in ((s.bids, update.bids), (s.asks, update.asks)):
-            for x in levels:
-                price = Decimal(x.price)
-                if Decimal(x.qty) == 0:
-                    side.pop(price, None)
-                else:
-                    side[price] = (x.qty, x.order_count)
-        s.seq = update.seq
-        s.book_updates += 1
 
     def _trades(self) -> None:
         call = self._stream(self.client.market.StreamTrades, md.StreamTradesRequest(symbol=self.state.symbol))
@@ -206,7 +206,6 @@ class Feed:
                         s.orders[order["order_id"]] = order
                     else:
                         s.orders.pop(order.get("order_id", ""), None)
-                    s.my_events.append(doc)
                 if doc["kind"] == "filled":
                     self._poke.set()  # refresh the position now, not at the next poll
         finally:

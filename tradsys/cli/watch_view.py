@@ -42,7 +42,6 @@ class Ladder:
             mark = "*" if price in mine else " "
             line = Text(f"{mark}{price:>12} {qty:>11} ", style=style)
             line.append("█" * cells, style=f"{style} dim" if count == 0 else style)
-            line.truncate(width)
             return line
 
         lines: list[Text] = [Text(f" {'price':>12} {'size':>11}   * own", style="bold")]
@@ -56,7 +55,9 @@ class Ladder:
         else:
             lines.append(Text(" no two-sided market", style="bold yellow"))
         lines += [row(p, q, n, "green") for p, (q, n) in bids]
-        yield from lines[:height]
+        for line in lines[:height]:
+            line.truncate(width)  # one row per line: a wrapped line would push the bids off the panel
+            yield line
 
 
 class Chart:
