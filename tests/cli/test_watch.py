@@ -1,26 +1,29 @@
-"""`tradsys watch`: the book it keeps on hand-made inputs, then the real thing: tmux runs it
-against a daemon, sends keys and reads the screen."""
+"""`tradsys watch`: its book and alert bookkeeping on hand-made inputs, then the
+real thing: tmux runs it against a daemon, sends keys and reads the screen; `--json` is read line by line."""
 
 import json
 import os
+import queue
 import re
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
 
-from tests.cli.conftest import Run, best, env_for, tradsys
+from tests.cli.conftest import Run, best, env_for, lines, tradsys
 from tests.conftest import DaemonProcess, eventually, start_daemon
-from tradsys.cli.watch_feed import SeqGap, State, apply_book
-from tradsys.cli.watch_view import Ladder
+from tradsys.cli.watch_feed import ALERTS_KEPT, SeqGap, State, apply_book, note_alert
+from tradsys.cli.watch_view import AlertList, Ladder, json_state
 from tradsys.proto import marketdata_pb2 as md
 
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
@@ -75,6 +78,48 @@ def test_the_ladder_keeps_each_line_to_one_row_in_a_narrow_panel() -> None:
     shown = ["".join(segment.text for segment in line)
              for line in console.render_lines(Ladder(s), console.options.update(height=4))]
     assert ["price" in shown[0], "60006" in shown[1], "spread -4.5" in shown[2], "60010.5" in shown[3]] == [True] * 4
+
+
+# -- alerts ------------------------------------------------------------------------------------------
+
+def alert(id: str, state: str, started: int, resolved: int = 0, severity: str = "critical") -> dict[str, Any]:
+    return {"id": id, "rule": id, "severity": severity, "state": state, "labels": {}, "summary": f"{id} summary",
+            "started_ns": started, "resolved_ns": resolved, "acked": False, "value": "1"}
+
+
+def test_an_alert_keeps_its_latest_transition_whatever_order_they_arrive_in() -> None:
+    alerts: dict[str, dict[str, Any]] = {}
+    note_alert(alerts, alert("kill", "firing", 10))
+    note_alert(alerts, alert("kill", "resolved", 10, 20))
+    note_alert(alerts, alert("kill", "firing", 10))            # a stream opening repeats what was active
+    assert alerts["kill"]["state"] == "resolved"
+    note_alert(alerts, alert("kill", "pending", 30))           # the next episode
+    assert alerts["kill"]["state"] == "pending"
+
+
+def test_alerts_are_bounded_and_the_oldest_resolved_go_first() -> None:
+    alerts: dict[str, dict[str, Any]] = {}
+    note_alert(alerts, alert("old-firing", "firing", 1))
+    for i in range(ALERTS_KEPT + 5):
+        note_alert(alerts, alert(f"flap-{i}", "resolved", 100 + i, 200 + i))
+    assert len(alerts) == ALERTS_KEPT
+    assert "old-firing" in alerts and "flap-0" not in alerts and f"flap-{ALERTS_KEPT + 4}" in alerts
+
+
+def test_the_alerts_panel_and_json_show_the_newest_first_firing_red_resolved_dim() -> None:
+    s = State("BTC-USD", None, "1s")
+    for doc in (alert("kill_switch_on", "firing", 50), alert("journal_behind", "resolved", 10, 40),
+                alert("market_data_stale", "pending", 45, severity="warning")):
+        note_alert(s.alerts, doc)
+    console = Console(width=80)
+    shown = list(AlertList(s).__rich_console__(console, console.options.update(height=6)))
+    assert [(line.plain.split()[:3], line.style) for line in shown[::2]] == [
+        (["firing", "critical", "kill_switch_on"], "bold red"),
+        (["pending", "warning", "market_data_stale"], "yellow"),
+        (["resolved", "critical", "journal_behind"], "dim"),
+    ]
+    assert shown[1].plain.endswith("kill_switch_on summary") and shown[1].style == "bold red"
+    assert [a["rule"] for a in json_state(s)["alerts"]] == ["kill_switch_on", "market_data_stale", "journal_behind"]
 
 
 # -- the real thing ----------------------------------------------------------------------------------
@@ -177,6 +222,53 @@ def test_watch_shows_ladder_tape_position_and_switches_symbols(screen: Screen, d
     screen.keys("q")
     screen.shows(r"WATCH-EXITED-0")
     assert "Traceback" not in screen.text()
+
+
+def next_doc(stream: "queue.Queue[str]", wanted: Callable[[dict[str, Any]], bool], timeout: float = 60) -> dict[str, Any]:
+    """The next `watch --json` document that is `wanted` (one comes every second)."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = stream.get(timeout=left)
+        except queue.Empty:
+            break
+        assert line, "watch --json ended"
+        doc = json.loads(line)
+        if wanted(doc):
+            return doc
+    raise AssertionError(f"no such document within {timeout}s")
+
+
+def kill_switch_alert(doc: dict[str, Any]) -> dict[str, Any] | None:
+    return next((a for a in doc["alerts"] if a["rule"] == "kill_switch_on"), None)
+
+
+@needs_tmux
+def test_watch_shows_the_kill_switch_alert_firing_then_resolved(tmp_path: Path) -> None:
+    daemon = start_daemon(tmp_path / "home", "--seed", "6")
+    environ = {k: v for k, v in {**os.environ, **env_for(daemon.home)}.items() if v != ""}
+    as_json = subprocess.Popen([sys.executable, "-m", "tradsys", "watch", "SOL-USD", "--json"], env=environ,
+                               stdout=subprocess.PIPE, text=True)
+    docs = lines(as_json)
+    screen = open_watch(daemon.home, "SOL-USD")
+    try:
+        next_doc(docs, lambda d: d["connected"])
+        screen.shows(r"\blive\b")
+        assert tradsys(daemon.home, "risk", "kill", "on").returncode == 0
+        firing = kill_switch_alert(next_doc(docs, lambda d: (kill_switch_alert(d) or {}).get("state") == "firing"))
+        assert firing is not None and (firing["severity"], firing["summary"]) == ("critical", "the kill switch is on")
+        screen.shows(r"firing\s+critical\s+kill_switch_on\s.*\n.*the kill switch is on")
+
+        assert tradsys(daemon.home, "risk", "kill", "off").returncode == 0
+        resolved = kill_switch_alert(next_doc(docs, lambda d: (kill_switch_alert(d) or {}).get("state") == "resolved"))
+        assert resolved is not None and resolved["id"] == firing["id"] and resolved["resolved_ns"] > 0
+        screen.shows(r"resolved\s+critical\s+kill_switch_on")
+    finally:
+        screen.close()
+        as_json.send_signal(signal.SIGINT)
+        as_json.wait(timeout=20)
+        daemon.kill(signal.SIGTERM)
+    assert as_json.returncode == 0
 
 
 @needs_tmux
