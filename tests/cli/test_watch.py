@@ -1,4 +1,4 @@
-"""`tradsys watch`: its book and alert bookkeeping on hand-made inputs, then the
+"""`tradsys watch`: its book and alert bookkeeping and the watch checker on hand-made inputs, then the
 real thing: tmux runs it against a daemon, sends keys and reads the screen; `--json` is read line by line."""
 
 import json
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from bench.watch_check import Book, Checker, book_of
 from tests.cli.conftest import Run, best, env_for, lines, tradsys
 from tests.conftest import DaemonProcess, eventually, start_daemon
 from tradsys.cli.watch_feed import ALERTS_KEPT, SeqGap, State, apply_book, note_alert
@@ -120,6 +121,52 @@ def test_the_alerts_panel_and_json_show_the_newest_first_firing_red_resolved_dim
     ]
     assert shown[1].plain.endswith("kill_switch_on summary") and shown[1].style == "bold red"
     assert [a["rule"] for a in json_state(s)["alerts"]] == ["kill_switch_on", "market_data_stale", "journal_behind"]
+
+
+# -- the watch checker (bench/watch_check.py) --------------------------------------------------------
+
+def book(seq: int, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> Book:
+    return book_of({"seq": seq, "bids": [{"price": p, "qty": q, "order_count": 1} for p, q in bids],
+                    "asks": [{"price": p, "qty": q, "order_count": 1} for p, q in asks]})
+
+
+def test_the_checker_passes_a_watch_that_follows_the_book() -> None:
+    checker = Checker(max_lag=3)
+    checker.book(0.0, book(5, [("99", "1")], [("101", "1")]))
+    checker.watch(0.5, book(5, [("99", "1")], [("101", "1")]))
+    checker.book(1.0, book(6, [], [("100.5", "2")]))
+    checker.watch(2.0, book(6, [], [("100.5", "2")]))
+    checker.watch(3.0, book(7, [("100", "1")], [("100.5", "2")]))
+    r = checker.report
+    assert (r.documents, r.compared, r.violations, r.max_lag) == (3, 2, 0, 0.0)
+
+
+@pytest.mark.parametrize("docs, counts", [
+    ([book(5, [("101", "1")], [("101", "1")])], {"crossed": 1}),
+    ([book(5, [("102", "1")], [("101", "1")])], {"crossed": 1}),
+    ([book(5, [("99", "1")], [("101", "1")]), book(4, [("99", "1")], [("101", "1")])], {"backwards": 1}),
+    ([book(7, [("99", "1"), ("98", "1")], [("101", "1")])], {"wrong_levels": 1}),   # a removal was lost
+    ([book(7, [("99", "2")], [("101", "1")])], {"wrong_levels": 1}),
+])
+def test_the_checker_finds_crossed_backwards_and_wrong_books(docs: list[Book], counts: dict[str, int]) -> None:
+    checker = Checker(max_lag=3)
+    checker.book(0.0, book(7, [("99", "1")], [("101", "1")]))
+    for doc in docs:
+        checker.watch(1.0, doc)
+    r = checker.report
+    assert {k: getattr(r, k) for k in ("crossed", "backwards", "wrong_levels", "behind")} == {
+        "crossed": 0, "backwards": 0, "wrong_levels": 0, "behind": 0, **counts}
+    assert r.problems
+
+
+def test_the_checker_finds_a_watch_that_stays_behind() -> None:
+    checker = Checker(max_lag=3)
+    checker.book(10.0, book(8, [("99", "1")], [("101", "1")]))
+    checker.watch(12.0, book(7, [("99", "1")], [("101", "1")]))
+    assert checker.report.behind == 0 and checker.report.max_lag == 2.0
+    checker.book(13.0, book(9, [("99", "1")], [("101", "1")]))
+    checker.watch(13.5, book(7, [("99", "1")], [("101", "1")]))
+    assert checker.report.behind == 1 and checker.report.max_lag == 3.5
 
 
 # -- the real thing ----------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from tradsys.cli.output import when
 from tradsys.cli.watch_feed import State
 
 SIDE = {"buy": "green", "sell": "red"}
+JSON_DEPTH = 10
+"""Book levels per side in `watch --json`."""
 
 
 class Ladder:
@@ -232,7 +234,7 @@ def render(s: State, symbols: list[str], account: str | None, clock: datetime | 
     return root
 
 
-def json_state(s: State, levels: int = 10) -> dict[str, Any]:
+def json_state(s: State, levels: int = JSON_DEPTH) -> dict[str, Any]:
     """The view as data, for `watch --json` (one line per second)."""
     return {
         "symbol": s.symbol,
