@@ -12,7 +12,7 @@ import termios
 import time
 import tty
 from contextlib import contextmanager
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import typer
@@ -93,31 +93,45 @@ def watch(
     if symbol not in symbols:
         raise CliError(EXIT_USAGE, f"usage: unknown symbol {symbol!r}; known: {', '.join(symbols)}")
     who = target.own_account(account)
-    feed = Feed(client, symbol, who, interval)
+
+    def open_feed(name: str) -> Feed:
+        return Feed(client, name, who, interval)
+
     try:
         if as_json:
-            while True:
-                time.sleep(1.0)
-                emit_line(json_state(feed.snapshot()))
-        _run_screen(client, feed, symbols, who, interval)
+            _print_json(open_feed(symbol))
+        else:
+            _run_screen(open_feed, symbol, symbols, who)
     except KeyboardInterrupt:
         pass
+
+
+def _print_json(feed: Feed) -> None:
+    try:
+        while True:
+            time.sleep(1.0)
+            emit_line(json_state(feed.snapshot()))
     finally:
         feed.stop()
 
 
-def _run_screen(client: Client, feed: Feed, symbols: list[str], who: str | None, interval: str) -> None:
+def _run_screen(open_feed: Callable[[str], Feed], symbol: str, symbols: list[str], who: str | None) -> None:
+    """Draw until q; switching symbols replaces the feed, and whichever feed is current at the end is stopped."""
+    feed = open_feed(symbol)
     console = Console()
-    with _keys() as interactive, Live(console=console, screen=True, auto_refresh=False, transient=True) as live:
-        while True:
-            live.update(render(feed.snapshot(), symbols, who), refresh=True)
-            if not interactive:
-                time.sleep(1 / FPS)
-                continue
-            keys = _read_keys(1 / FPS)
-            if "q" in keys or "Q" in keys:
-                return
-            chosen = _next_symbol(keys, symbols, feed.state.symbol)
-            if chosen is not None and chosen != feed.state.symbol:
-                feed.stop()
-                feed = Feed(client, chosen, who, interval)
+    try:
+        with _keys() as interactive, Live(console=console, screen=True, auto_refresh=False, transient=True) as live:
+            while True:
+                live.update(render(feed.snapshot(), symbols, who), refresh=True)
+                if not interactive:
+                    time.sleep(1 / FPS)
+                    continue
+                keys = _read_keys(1 / FPS)
+                if "q" in keys or "Q" in keys:
+                    return
+                chosen = _next_symbol(keys, symbols, feed.state.symbol)
+                if chosen is not None and chosen != feed.state.symbol:
+                    feed.stop()
+                    feed = open_feed(chosen)
+    finally:
+        feed.stop()

@@ -1,22 +1,24 @@
-"""The live state behind `tradsys watch`: one symbol's book, tape, bars, own orders, position and risk.
+"""The live state behind `tradsys watch`: one symbol's book, tape, bars, own orders, position, risk and alerts.
 
 Each source runs on its own thread and reconnects by itself: streams (StreamBook snapshot +
-deltas checked by seq, StreamTrades, StreamOrderEvents) for what changes often, polls once a
-second for what is cheap to ask (positions marked to market, bars, risk state). The view reads
-a consistent copy under the lock.
+deltas checked by seq, StreamTrades, StreamOrderEvents, StreamAlerts) for what changes often, polls
+once a second for what is cheap to ask (positions marked to market, bars, risk state). The view
+reads a consistent copy under the lock.
 """
 
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 import grpc
 
+from tradsys.cli.alerts import alert_doc
 from tradsys.cli.client import Client
 from tradsys.cli.output import to_dict
+from tradsys.proto import alerts_pb2 as alerts_pb
 from tradsys.proto import common_pb2 as common
 from tradsys.proto import marketdata_pb2 as md
 from tradsys.proto import orders_pb2 as pb
@@ -25,6 +27,9 @@ from tradsys.proto import risk_pb2 as risk_pb
 OPEN = {"new", "partially_filled"}
 POLL_SECONDS = 1.0
 RETRY_SECONDS = (0.25, 0.5, 1.0, 2.0)
+ALERTS_KEPT = 50
+"""Alerts held for the view; past it the oldest resolved one goes first, so a long-firing alert stays."""
+ALERT_STATES = ("pending", "firing", "resolved")
 
 
 class SeqGap(Exception):
@@ -39,11 +44,11 @@ class State:
     bids: dict[Decimal, tuple[str, int]] = field(default_factory=dict)
     asks: dict[Decimal, tuple[str, int]] = field(default_factory=dict)
     seq: int = 0
-    book_updates: int = 0
     trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=300))
     bars: list[dict[str, Any]] = field(default_factory=list)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
-    my_events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=50))
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Alert id -> its latest transition (`alerts.alert_doc`), at most ALERTS_KEPT."""
     position: dict[str, Any] | None = None
     kill: dict[str, Any] | None = None
     symbol_risk: dict[str, Any] | None = None
@@ -56,6 +61,57 @@ class State:
         if self.bars:
             return self.bars[-1]["close"]
         return None
+
+    def newest_alerts(self) -> list[dict[str, Any]]:
+        """Alerts by their latest transition, newest first."""
+        return sorted(self.alerts.values(), key=lambda a: (_changed_ns(a), a["id"]), reverse=True)
+
+
+def apply_book(s: State, event: md.BookEvent) -> None:
+    """Apply one StreamBook message: a snapshot replaces the book; an update replaces its levels by
+    price (qty 0 removes one) if it is the next seq, is ignored if already applied, and raises
+    SeqGap if updates were lost."""
+    if event.HasField("snapshot"):
+        snap = event.snapshot
+        s.bids = {Decimal(x.price): (x.qty, x.order_count) for x in snap.bids}
+        s.asks = {Decimal(x.price): (x.qty, x.order_count) for x in snap.asks}
+        s.seq = snap.seq
+        return
+    update = event.update
+    if update.seq <= s.seq:
+        return
+    if update.seq != s.seq + 1:
+        raise SeqGap(f"book seq gap ({s.seq} -> {update.seq}); resubscribing")
+    for side, levels in ((s.bids, update.bids), (s.asks, update.asks)):
+        for x in levels:
+            price = Decimal(x.price)
+            if Decimal(x.qty) == 0:
+                side.pop(price, None)
+            else:
+                side[price] = (x.qty, x.order_count)
+    s.seq = update.seq
+
+
+def note_alert(alerts: dict[str, dict[str, Any]], doc: dict[str, Any]) -> None:
+    """Keep `doc` as its alert's state unless an equal or later transition of it is held already
+    (a stream repeats the active alerts when it opens), then drop the oldest past ALERTS_KEPT."""
+    held = alerts.get(doc["id"])
+    if held is not None and _transition(held) >= _transition(doc):
+        return
+    alerts[doc["id"]] = doc
+    while len(alerts) > ALERTS_KEPT:
+        oldest = min(alerts.values(), key=lambda a: (a["state"] != "resolved", _changed_ns(a), a["id"]))
+        del alerts[oldest["id"]]
+
+
+def _transition(alert: dict[str, Any]) -> tuple[int, int]:
+    """Orders one alert's transitions: a new episode starts later; within one, pending < firing < resolved."""
+    state = alert["state"]
+    return alert["started_ns"], ALERT_STATES.index(state) if state in ALERT_STATES else -1
+
+
+def _changed_ns(alert: dict[str, Any]) -> int:
+    return alert["resolved_ns"] if alert["state"] == "resolved" else alert["started_ns"]
 
 
 class Feed:
@@ -71,7 +127,7 @@ class Feed:
         self._threads = [
             threading.Thread(target=self._forever, args=(name, loop), name=f"watch-{name}", daemon=True)
             for name, loop in (("book", self._book), ("trades", self._trades), ("orders", self._orders),
-                               ("poll", self._poll))
+                               ("alerts", self._alerts), ("poll", self._poll))
         ]
         for thread in self._threads:
             thread.start()
@@ -88,10 +144,8 @@ class Feed:
         """A copy the renderer can read while the threads go on."""
         with self.lock:
             s = self.state
-            return State(
-                s.symbol, s.account, s.interval, dict(s.bids), dict(s.asks), s.seq, s.book_updates, deque(s.trades),
-                list(s.bars), dict(s.orders), deque(s.my_events), s.position, s.kill, s.symbol_risk, dict(s.errors),
-            )
+            return replace(s, bids=dict(s.bids), asks=dict(s.asks), trades=deque(s.trades), bars=list(s.bars),
+                           orders=dict(s.orders), alerts=dict(s.alerts), errors=dict(s.errors))
 
     # -- plumbing ---------------------------------------------------------------------------------
 
@@ -143,32 +197,11 @@ class Feed:
         try:
             for event in call:
                 with self.lock:
-                    self._apply_book(event)
+                    apply_book(self.state, event)
                 self._ok("book")
         finally:
             self._done(call)
             call.cancel()
-
-    def _apply_book(self, event: md.BookEvent) -> None:
-        s = self.state
-        if event.HasField("snapshot"):
-            snap = event.snapshot
-            s.bids = {Decimal(x.price): (x.qty, x.order_count) for x in snap.bids}
-            s.asks = {Decimal(x.price): (x.qty, x.order_count) for x in snap.asks}
-            s.seq = snap.seq
-            return
-        update = event.update
-        if update.seq != s.seq + 1:
-            raise SeqGap(f"book seq gap ({s.seq} -> {update.seq}); resubscribing")
-        for side, levels in ((s.bids, update.bids), (s.asks, update.asks)):
-            for x in levels:
-                price = Decimal(x.price)
-                if Decimal(x.qty) == 0:
-                    side.pop(price, None)
-                else:
-                    side[price] = (x.qty, x.order_count)
-        s.seq = update.seq
-        s.book_updates += 1
 
     def _trades(self) -> None:
         call = self._stream(self.client.market.StreamTrades, md.StreamTradesRequest(symbol=self.state.symbol))
@@ -206,9 +239,24 @@ class Feed:
                         s.orders[order["order_id"]] = order
                     else:
                         s.orders.pop(order.get("order_id", ""), None)
-                    s.my_events.append(doc)
                 if doc["kind"] == "filled":
                     self._poke.set()  # refresh the position now, not at the next poll
+        finally:
+            self._done(call)
+            call.cancel()
+
+    def _alerts(self) -> None:
+        call = self._stream(self.client.alerts.StreamAlerts, alerts_pb.StreamAlertsRequest())
+        try:
+            # what changed while disconnected (an alert resolved meanwhile) is in the history, not the stream
+            recent = self._unary(self.client.alerts.ListAlerts, alerts_pb.ListAlertsRequest(limit=ALERTS_KEPT))
+            with self.lock:
+                for update in reversed(recent.alerts):
+                    note_alert(self.state.alerts, alert_doc(update))
+            self._ok("alerts")
+            for update in call:
+                with self.lock:
+                    note_alert(self.state.alerts, alert_doc(update))
         finally:
             self._done(call)
             call.cancel()

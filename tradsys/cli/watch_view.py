@@ -18,6 +18,8 @@ from tradsys.cli.output import when
 from tradsys.cli.watch_feed import State
 
 SIDE = {"buy": "green", "sell": "red"}
+JSON_DEPTH = 10
+"""Book levels per side in `watch --json`."""
 
 
 class Ladder:
@@ -42,7 +44,6 @@ class Ladder:
             mark = "*" if price in mine else " "
             line = Text(f"{mark}{price:>12} {qty:>11} ", style=style)
             line.append("█" * cells, style=f"{style} dim" if count == 0 else style)
-            line.truncate(width)
             return line
 
         lines: list[Text] = [Text(f" {'price':>12} {'size':>11}   * own", style="bold")]
@@ -56,7 +57,9 @@ class Ladder:
         else:
             lines.append(Text(" no two-sided market", style="bold yellow"))
         lines += [row(p, q, n, "green") for p, (q, n) in bids]
-        yield from lines[:height]
+        for line in lines[:height]:
+            line.truncate(width)  # one row per line: a wrapped line would push the bids off the panel
+            yield line
 
 
 class Chart:
@@ -114,6 +117,29 @@ class Tape:
         for t in trades:
             style = SIDE.get(t["taker_side"] or "", "")
             yield Text(f"{when(t['ts_ns'])[-12:]} {t['price']:>12} {t['qty']:>10} {t['taker_side'] or '':<4}", style=style)
+
+
+class AlertList:
+    """Alerts newest first, two lines each, as many as fit: firing red, pending yellow, resolved dimmed."""
+
+    STYLE = {"firing": "bold red", "pending": "yellow", "resolved": "dim"}
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        alerts = self.state.newest_alerts()[:max(1, (options.height or 6) // 2)]
+        if not alerts:
+            yield Text("no alerts", style="dim")
+            return
+        for a in alerts:
+            style = self.STYLE.get(a["state"], "")
+            stamp = a["resolved_ns"] if a["state"] == "resolved" else a["started_ns"]
+            labels = "".join(f" {k}={v}" for k, v in sorted(a["labels"].items()))
+            for text in (f"{a['state']:<8} {a['severity']:<8} {a['rule']}{labels}", f"  {when(stamp)} {a['summary']}"):
+                line = Text(text, style=style)
+                line.truncate(options.max_width)
+                yield line
 
 
 def position_panel(s: State) -> Table:
@@ -199,17 +225,16 @@ def render(s: State, symbols: list[str], account: str | None, clock: datetime | 
     body["middle"].split_column(Layout(name="chart", ratio=1), Layout(name="tape", ratio=1))
     body["chart"].update(Panel(Chart(s), title=f"price ({s.interval} bars)", border_style="blue"))
     body["tape"].update(Panel(Tape(s), title="trades", border_style="blue"))
-    body["side"].split_column(Layout(name="position", size=8), Layout(name="orders", ratio=1),
-                              Layout(name="risk", size=5), Layout(name="alerts", size=3))
+    body["side"].split_column(Layout(name="position", size=8), Layout(name="orders", ratio=2),
+                              Layout(name="risk", size=5), Layout(name="alerts", ratio=1, minimum_size=3))
     body["position"].update(Panel(position_panel(s), title=f"position {account or '*'}", border_style="blue"))
     body["orders"].update(Panel(orders_panel(s, 30), title="open orders", border_style="blue"))
     body["risk"].update(Panel(risk_panel(s), title="risk", border_style="blue"))
-    body["alerts"].update(Panel(Text("no alerts (alerts API not available yet)", style="dim"), title="alerts",
-                                border_style="blue"))
+    body["alerts"].update(Panel(AlertList(s), title="alerts", border_style="blue"))
     return root
 
 
-def json_state(s: State, levels: int = 10) -> dict[str, Any]:
+def json_state(s: State, levels: int = JSON_DEPTH) -> dict[str, Any]:
     """The view as data, for `watch --json` (one line per second)."""
     return {
         "symbol": s.symbol,
@@ -222,6 +247,7 @@ def json_state(s: State, levels: int = 10) -> dict[str, Any]:
         "position": s.position,
         "kill_switch": s.kill,
         "risk": s.symbol_risk,
+        "alerts": s.newest_alerts(),
         "connected": not s.errors,
         "errors": s.errors,
     }
