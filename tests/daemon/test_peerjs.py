@@ -142,6 +142,8 @@ def test_silent_peer_dropped_heartbeat_keeps_alive(pjd: DaemonProcess) -> None:
             with pytest.raises(TimeoutError):  # chatty heartbeated, so it is still connected
                 await asyncio.wait_for(chatty.recv(), 0.2)
 
+    run(main())
+
 
 def test_http_id_peers_and_stats(pjd: DaemonProcess) -> None:
     status, body = get(pjd, "/peerjs/id")
