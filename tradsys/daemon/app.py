@@ -140,7 +140,7 @@ class Daemon:
                            WsLimits.from_config(config.raw.get("ws", {})))
         self.http.sessions["/ws"] = self.ws.json_session
         self.http.sessions["/ws/v2"] = self.ws.proto_session
-        self.peerjs = PeerServer.from_config(config.raw.get("peerjs", {}), self.metrics)
+        self.peerjs = PeerServer.from_config(config.raw.get("peerjs", {}), secret, self.metrics)
         self.peerjs.mount(self.http)
         try:
             self.grpc, self.health, self.grpc_port = build_server(
