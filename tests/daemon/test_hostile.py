@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import re
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -267,11 +268,14 @@ def test_thousands_of_connections_opening_and_closing(hd: DaemonProcess) -> None
 
 
 def test_peerjs_message_flood_is_bounded(hd: DaemonProcess) -> None:
+    viewer = token(hd, "viewer")
+
     def stats() -> dict[str, Any]:
-        return json.loads(urllib.request.urlopen(f"http://{hd.http}/peerjs/stats", timeout=5).read())
+        request = urllib.request.Request(f"http://{hd.http}/peerjs/stats", headers={"Authorization": f"Bearer {viewer}"})
+        return json.loads(urllib.request.urlopen(request, timeout=5).read())
 
     async def main() -> None:
-        base = f"ws://{hd.http}/peerjs?key=peerjs"
+        base = f"ws://{hd.http}/peerjs?key={viewer}"
         async with connect(f"{base}&id=flooder&token=t1") as flooder, connect(f"{base}&id=alice&token=t2") as alice, \
                 connect(f"{base}&id=bob&token=t3") as bob:
             for ws in (flooder, alice, bob):
@@ -284,10 +288,10 @@ def test_peerjs_message_flood_is_bounded(hd: DaemonProcess) -> None:
             relayed = json.loads(await asyncio.wait_for(bob.recv(), 20))
             assert relayed["src"] == "alice" and relayed["payload"] == {"sdp": "hi"}
 
-    before = stats()["dropped"]
+    before = stats()["dropped"].get("queue_limit", 0)
     asyncio.run(main())
     tried("peerjs_messages", 5001)
-    assert stats()["dropped"] - before >= 3000, "messages for an absent peer beyond queue_limit are dropped"
+    assert stats()["dropped"]["queue_limit"] - before >= 3000, "messages for an absent peer beyond queue_limit are dropped"
     alive(hd)
 
 
@@ -315,7 +319,7 @@ def bad_tokens(d: DaemonProcess) -> dict[str, tuple[str, str]]:
     }
 
 
-def test_bad_tokens_are_refused_by_name_on_grpc_and_ws(hd: DaemonProcess) -> None:
+def test_bad_tokens_are_refused_by_name_on_grpc_ws_and_peerjs(hd: DaemonProcess) -> None:
     stub = pb_grpc.OrderServiceStub(hd.channel())
     for name, (tok, code) in bad_tokens(hd).items():
         with pytest.raises(grpc.RpcError) as err:
@@ -329,8 +333,17 @@ def test_bad_tokens_are_refused_by_name_on_grpc_and_ws(hd: DaemonProcess) -> Non
                 msg = json.loads(await asyncio.wait_for(conn.recv(), 20))
                 assert msg["error"]["code"] == "unauthenticated" and code in msg["error"]["message"], (name, msg)
 
+        async def peerjs() -> None:
+            async with connect(f"ws://{hd.http}/peerjs?key={tok}&id=p&token=t") as conn:
+                msg = json.loads(await asyncio.wait_for(conn.recv(), 20))
+                assert msg["type"] == "ERROR" and f": {code}: " in msg["payload"]["msg"], (name, msg)
+
         asyncio.run(ws())
-        tried("bad_tokens", 2)
+        asyncio.run(peerjs())
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://{hd.http}/{tok}/id", timeout=5)
+        assert refused.value.code == 401 and f": {code}: " in refused.value.read().decode(), name
+        tried("bad_tokens", 4)
     alive(hd)
 
 

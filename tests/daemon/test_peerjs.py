@@ -1,4 +1,6 @@
-"""PeerJS signaling against a real daemon: the reference `peer` server's wire protocol, with short timeouts."""
+"""PeerJS signaling against a real daemon: the reference `peer` server's wire protocol, with short
+timeouts; access by TradSys token; the bounds on what peers can make the daemon hold, and its memory
+under anonymous and authenticated floods."""
 
 import asyncio
 import json
@@ -6,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +16,27 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import DaemonProcess, start_daemon
+from tests.conftest import DaemonProcess, eventually, start_daemon
+from tradsys.daemon.auth import issue_token
+from tradsys.daemon.peerjs_queues import OVERHEAD
 
 CONFIG = """
+[market]
+simulate = false
+
 [peerjs]
 expire_timeout = 0.5
 alive_timeout = 1.5
 cleanup_interval = 0.1
 concurrent_limit = 20
+queue_limit = 20
+queue_bytes = 65536
+peer_bytes = 131072
+waiting_limit = 10
+total_bytes = 262144
 """
+BIG = 30_000
+"""Payload of a large test message: two fit in queue_bytes, four in peer_bytes, eight in total_bytes."""
 
 
 @pytest.fixture(scope="module")
@@ -35,23 +50,43 @@ def pjd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 30))
+    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
-def url(d: DaemonProcess, pid: str, token: str = "tok", key: str = "peerjs", path: str = "/peerjs") -> str:
-    return f"ws://{d.http}{path}?key={key}&id={pid}&token={token}"
+def viewer(d: DaemonProcess, ttl: timedelta | None = None) -> str:
+    """A viewer token: the least a peer needs."""
+    return issue_token(bytes.fromhex((d.home / "secret.key").read_text().strip()), "viewer", ttl=ttl, subject="peer")
+
+
+def url(d: DaemonProcess, pid: str, token: str = "tok", key: str | None = None, path: str = "/peerjs") -> str:
+    return f"ws://{d.http}{path}?key={key or viewer(d)}&id={pid}&token={token}"
 
 
 async def recv(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
-def get(d: DaemonProcess, path: str) -> tuple[int, bytes]:
+def get(d: DaemonProcess, path: str, bearer: str | None = None) -> tuple[int, bytes]:
+    headers = {} if bearer is None else {"Authorization": f"Bearer {bearer}"}
     try:
-        with urllib.request.urlopen(f"http://{d.http}{path}") as resp:
+        with urllib.request.urlopen(urllib.request.Request(f"http://{d.http}{path}", headers=headers)) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def stats(d: DaemonProcess) -> dict[str, Any]:
+    status, body = get(d, "/peerjs/stats", bearer=viewer(d))
+    assert status == 200, body
+    return json.loads(body)
+
+
+def rss_mb(d: DaemonProcess, field: str = "VmRSS") -> float:
+    """The daemon's resident memory (VmHWM: its peak so far), from /proc."""
+    for line in (Path("/proc") / str(d.proc.pid) / "status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no {field} for pid {d.proc.pid}")
 
 
 @pytest.mark.parametrize("path", ["/peerjs", "/peerjs/ws"])
@@ -138,34 +173,226 @@ def test_silent_peer_dropped_heartbeat_keeps_alive(pjd: DaemonProcess) -> None:
             async with connect(url(pjd, "quiet", token="new-holder")) as again:
                 assert (await recv(again))["type"] == "OPEN"  # the id was released, not ID-TAKEN
             await chatty.send(json.dumps({"type": "OFFER", "dst": "nobody", "payload": {}}))
-            assert json.loads(get(pjd, "/peerjs/stats")[1])["peers"] >= 1
+            assert stats(pjd)["peers"] >= 1
             with pytest.raises(TimeoutError):  # chatty heartbeated, so it is still connected
                 await asyncio.wait_for(chatty.recv(), 0.2)
 
+    run(main())
 
-def test_http_id_peers_and_stats(pjd: DaemonProcess) -> None:
-    status, body = get(pjd, "/peerjs/id")
+
+def test_http_id_peers_and_stats_with_the_token_as_key_or_bearer(pjd: DaemonProcess) -> None:
+    token = viewer(pjd)
+    status, body = get(pjd, f"/{token}/id")  # what the client fetches with {path: "/", key: token}
     assert status == 200 and len(body.decode()) == 36
-    assert get(pjd, "/peerjs/id")[1] != body
-    assert get(pjd, "/peerjs/peers")[0] == 401
-    status, body = get(pjd, "/peerjs/stats")
-    stats = json.loads(body)
-    assert status == 200 and {"peers", "queued_messages", "relayed", "expired"} <= set(stats)
-    assert stats["relayed"].get("OFFER", 0) >= 1
-    metrics = get(pjd, "/metrics")[1].decode()
-    assert "tradsys_peerjs_peers" in metrics
+    assert get(pjd, f"/peerjs/{token}/id")[0] == 200  # with {path: "/peerjs"}
+    assert get(pjd, "/peerjs/id", bearer=token)[1] != body
+    assert get(pjd, f"/{token}/peers")[0] == 401  # discovery is off
+    status, body = get(pjd, "/peerjs/stats", bearer=token)
+    counters = json.loads(body)
+    assert status == 200 and {"peers", "queued_messages", "held_bytes", "relayed", "expired", "dropped"} <= set(counters)
+    assert counters["relayed"].get("OFFER", 0) >= 1
+    metrics = get(pjd, "/metrics")[1].decode()  # Prometheus scrapes without a token
+    assert "tradsys_peerjs_peers" in metrics and "tradsys_peerjs_held_bytes" in metrics
 
 
-def test_peers_listed_when_discovery_is_enabled(tmp_path: Path) -> None:
-    (tmp_path / "config.toml").write_text("[peerjs]\nallow_discovery = true\n[market]\nsimulate = false\n")
+def test_anonymous_peers_and_requests_are_refused(pjd: DaemonProcess) -> None:
+    async def main() -> None:
+        for bad, code in [("peerjs", "missing"), ("not-a-token", "malformed"),
+                          (issue_token(b"\x01" * 32, "admin"), "bad_signature")]:
+            async with connect(url(pjd, "anon", key=bad)) as ws:
+                got = await recv(ws)
+                assert got["type"] == "ERROR" and got["payload"]["msg"].startswith(f"Invalid key provided: {code}"), got
+                with pytest.raises(ConnectionClosed) as closed:
+                    await recv(ws)
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+
+    before = stats(pjd)["refused"].get("unauthenticated", 0)
+    run(main())
+    for path in ["/peerjs/id", "/peerjs/peers", "/peerjs/stats", "/peerjs/peerjs/id", "/not-a-token/id"]:
+        status, body = get(pjd, path)
+        assert status == 401 and body.startswith(b"unauthenticated: "), (path, body)
+    assert get(pjd, "/peerjs/stats", bearer="not-a-token")[0] == 401
+    assert stats(pjd)["refused"]["unauthenticated"] - before == 3 + 6
+    assert get(pjd, "/health")[0] == 200 and get(pjd, "/metrics")[0] == 200
+
+
+def test_a_session_ends_when_its_token_expires(pjd: DaemonProcess) -> None:
+    async def main() -> None:
+        async with connect(url(pjd, "brief", key=viewer(pjd, ttl=timedelta(seconds=1)))) as ws:
+            assert (await recv(ws))["type"] == "OPEN"
+            got = await recv(ws, timeout=10)
+            assert got == {"type": "ERROR", "payload": {"msg": "token expired"}}
+            with pytest.raises(ConnectionClosed) as closed:
+                await recv(ws)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+
+    run(main())
+    eventually(lambda: stats(pjd)["peers"] == 0)
+
+
+def _settled(d: DaemonProcess) -> dict[str, Any]:
+    """Stats once nothing is held: every queued message delivered or expired, every charge released."""
+    return eventually(lambda: (c := stats(d))["held_bytes"] == 0 and c["waiting_peers"] == 0 and c)
+
+
+# (bound, senders, absent destinations per sender, messages per destination, payload, messages over the bound)
+BOUNDS = [
+    ("queue_limit", 1, 1, 25, 10, 5),
+    ("queue_bytes", 1, 1, 3, BIG, 1),
+    ("peer_bytes", 1, 5, 1, BIG, 1),
+    ("waiting_limit", 1, 12, 1, 10, 2),
+    ("total_bytes", 3, 3, 1, BIG, 1),
+]
+
+
+@pytest.mark.parametrize(("bound", "senders", "dsts", "each", "size", "over"), BOUNDS, ids=[b[0] for b in BOUNDS])
+def test_each_bound_drops_what_passes_it_and_tells_the_sender(
+        pjd: DaemonProcess, bound: str, senders: int, dsts: int, each: int, size: int, over: int) -> None:
+    before = _settled(pjd)["dropped"].get(bound, 0)
+
+    async def main() -> list[dict[str, Any]]:
+        socks = [await connect(url(pjd, f"{bound}-s{i}")) for i in range(senders)]
+        try:
+            for ws in socks:
+                assert (await recv(ws))["type"] == "OPEN"
+            for i, ws in enumerate(socks):
+                for j in range(dsts):
+                    for _ in range(each):
+                        dst = f"{bound}-absent-{i}-{j}"
+                        await ws.send(json.dumps({"type": "OFFER", "dst": dst, "payload": {"sdp": "x" * size}}))
+            last = socks[-1]
+            return [await recv(last) for _ in range(over)]  # the refused, before any timeout
+        finally:
+            for ws in socks:
+                await ws.close()
+
+    told = run(main())
+    last = senders - 1
+    refused = [f"{bound}-absent-{last}-{j}" for j in range(dsts)][-over:] if each == 1 else [f"{bound}-absent-0-0"] * over
+    assert told == [{"type": "EXPIRE", "src": dst, "dst": f"{bound}-s{last}"} for dst in refused]
+    after = _settled(pjd)  # charges are released when messages expire: nothing leaks
+    assert after["dropped"][bound] - before == over
+
+
+def test_a_peer_that_does_not_read_is_held_at_most_queue_bytes(pjd: DaemonProcess) -> None:
+    before = _settled(pjd)["dropped"].get("queue_bytes", 0)
+
+    async def main() -> None:
+        async with connect(url(pjd, "sleeper"), max_queue=1) as sleeper, connect(url(pjd, "talker")) as talker:
+            assert (await recv(sleeper))["type"] == "OPEN" and (await recv(talker))["type"] == "OPEN"
+            offer = json.dumps({"type": "OFFER", "dst": "sleeper", "payload": {"sdp": "x" * BIG}})
+
+            async def flood_until_told() -> dict[str, Any]:
+                while True:  # the kernel's socket buffers take some first; then the outbox fills
+                    await talker.send(offer)
+                    try:
+                        return await recv(talker, timeout=0.01)
+                    except TimeoutError:
+                        continue
+
+            told = await asyncio.wait_for(flood_until_told(), 30)
+            assert told == {"type": "EXPIRE", "src": "sleeper", "dst": "talker"}
+            assert stats(pjd)["held_bytes"] <= 65536 + 2 * (BIG + OVERHEAD)  # the outbox, plus the EXPIREs told
+
+    run(main())
+    assert _settled(pjd)["dropped"]["queue_bytes"] > before
+
+
+def test_open_server_takes_the_public_key_and_lists_peers(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[peerjs]\nopen = true\nallow_discovery = true\n[market]\nsimulate = false\n")
     d = start_daemon(tmp_path)
     try:
         async def main() -> None:
-            async with connect(url(d, "visible")) as ws:
+            async with connect(url(d, "visible", key="peerjs")) as ws:
                 assert (await recv(ws))["type"] == "OPEN"
                 status, body = get(d, "/peerjs/peers")
                 assert status == 200 and json.loads(body) == ["visible"]
+                assert get(d, "/peerjs/id")[0] == 200
+                assert get(d, "/peerjs/stats", bearer="not-a-token")[0] == 401  # a token given is checked
 
         run(main())
     finally:
         d.kill(15)
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Iterator[DaemonProcess]:
+    """A daemon with the default [peerjs] bounds and nothing else running, for memory figures. Held
+    messages do not expire during a test: the worst case for memory, and counts that do not depend on timing."""
+    (tmp_path / "config.toml").write_text("[market]\nsimulate = false\n[peerjs]\nexpire_timeout = 600\n")
+    d = start_daemon(tmp_path)
+    yield d
+    d.kill(15)
+
+
+def _warm(d: DaemonProcess) -> float:
+    """The daemon's RSS once a peer has come and gone (its code paths loaded)."""
+    async def once() -> None:
+        async with connect(url(d, "warm")) as ws:
+            assert (await recv(ws))["type"] == "OPEN"
+
+    run(once())
+    stats(d)
+    return rss_mb(d)
+
+
+def test_an_anonymous_flood_is_refused_outright_and_costs_under_100_mb(plain: DaemonProcess) -> None:
+    """The measured attack: 195 KB OFFERs to 50 destinations that do not exist, here from 25 clients at once."""
+    base = _warm(plain)
+    payload = {"sdp": "x" * 195_000}
+
+    async def client(i: int) -> str:
+        async with connect(url(plain, f"anon{i}", key="peerjs"), max_size=None) as ws:
+            first = (await recv(ws))["type"]
+            try:
+                for j in range(50):
+                    await ws.send(json.dumps({"type": "OFFER", "dst": f"ghost{j}", "payload": payload}))
+            except ConnectionClosed:
+                pass
+            return first
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(*(client(i) for i in range(25))))
+
+    firsts = run(main())
+    statuses = {get(plain, "/peerjs/id")[0] for _ in range(100)}
+    growth = rss_mb(plain, "VmHWM") - base
+    print(f"\nanonymous flood: daemon RSS {base:.0f} MB, peak +{growth:.0f} MB")
+    assert growth < 100, f"an anonymous flood grew the daemon by {growth:.0f} MB"
+    assert firsts == ["ERROR"] * 25 and statuses == {401}
+    counters = stats(plain)
+    assert counters["held_bytes"] == 0 and counters["waiting_peers"] == 0 and counters["relayed_total"] == 0
+
+
+def test_an_authenticated_flood_is_held_to_the_bounds_and_costs_under_300_mb(plain: DaemonProcess) -> None:
+    """As many peers as the default concurrent_limit, all connected at once, each sending a CANDIDATE and
+    then the largest OFFER allowed to each of 12 destinations that do not exist: 6,000 destinations, 360 MB."""
+    base, token = _warm(plain), viewer(plain)
+    peers, dsts, payload = 500, 12, {"sdp": "x" * 60_000}
+
+    async def send(i: int, ws: ClientConnection, kind: str, body: dict[str, str]) -> None:
+        for j in range(dsts):
+            await ws.send(json.dumps({"type": kind, "dst": f"absent-{i}-{j}", "payload": body}))
+
+    async def leave(ws: ClientConnection) -> None:
+        await ws.send(json.dumps({"type": "LEAVE"}))  # handled after the peer's other messages: then closed
+        await ws.wait_closed()
+
+    async def main() -> None:
+        # max_queue=None: the flooders never read, yet must see the close that follows their LEAVE
+        socks = await asyncio.gather(*(connect(url(plain, f"flood{i}", key=token), max_queue=None)
+                                       for i in range(peers)))
+        assert [(await recv(ws))["type"] for ws in socks] == ["OPEN"] * peers
+        await asyncio.gather(*(send(i, ws, "CANDIDATE", {"candidate": "c"}) for i, ws in enumerate(socks)))
+        await asyncio.to_thread(eventually, lambda: stats(plain)["dropped"].get("waiting_limit", 0) >= 5000)
+        await asyncio.gather(*(send(i, ws, "OFFER", payload) for i, ws in enumerate(socks)))
+        await asyncio.gather(*(leave(ws) for ws in socks))
+
+    run(main())
+    growth = rss_mb(plain, "VmHWM") - base
+    counters = stats(plain)
+    print(f"\nauthenticated flood: daemon RSS {base:.0f} MB, peak +{growth:.0f} MB; {counters['held_bytes']} bytes held "
+          f"for {counters['waiting_peers']} absent peers; dropped {counters['dropped']}")
+    assert growth < 300, f"an authenticated flood grew the daemon by {growth:.0f} MB"
+    assert counters["held_bytes"] <= 32 * 1024 * 1024 and counters["waiting_peers"] == 1000
+    assert counters["dropped"]["total_bytes"] > 0 and counters["dropped"]["waiting_limit"] > 0

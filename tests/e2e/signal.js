@@ -1,13 +1,16 @@
 // A trader and a strategy, each a PeerJS client of the daemon's signaling server, open a
 // DataConnection (WebRTC, loopback host candidates only: no ICE servers) and exchange a trading
-// signal and its acknowledgement. The outcome goes to window.result for the test to read.
+// signal and its acknowledgement. The outcome goes to window.result for the test to read, and each
+// peer's error, if any, to window.errors. The PeerJS key is the TradSys token in the page's `key`
+// (the client's default "peerjs" without one); a peer without an id in the URL asks the server for one.
 (function () {
   const params = new URLSearchParams(location.search);
   const options = {
-    host: params.get("host"), port: Number(params.get("port")), path: "/", key: "peerjs",
+    host: params.get("host"), port: Number(params.get("port")), path: "/", key: params.get("key") || "peerjs",
     secure: false, debug: 1, config: { iceServers: [] },
   };
   const log = [];
+  window.errors = {};
   let finished = false;
   function done(result) {
     if (finished) return;
@@ -21,10 +24,14 @@
   const signal = { type: "signal", id: "sig-1", symbol: "BTC-USD", side: "buy", qty: "0.010", price: "60000.00" };
   const opened = (peer, name) => new Promise((resolve) => {
     peer.on("open", (id) => { log.push(`${name} open as ${id}`); resolve(id); });
-    peer.on("error", (err) => done({ ok: false, error: `${name}: ${err.type}: ${err.message}` }));
+    peer.on("error", (err) => {
+      window.errors[name] = `${err.type}: ${err.message}`;
+      done({ ok: false, error: `${name}: ${err.type}: ${err.message}` });
+    });
   });
-  const strategy = new Peer(params.get("strategy"), options);
-  const trader = new Peer(params.get("trader"), options);
+  const makePeer = (name) => (params.get(name) ? new Peer(params.get(name), options) : new Peer(options));
+  const strategy = makePeer("strategy");
+  const trader = makePeer("trader");
 
   strategy.on("connection", (conn) => {
     log.push(`strategy: connection from ${conn.peer}`);

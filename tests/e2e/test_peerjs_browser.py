@@ -9,6 +9,7 @@ polled with `Runtime.evaluate` until the page publishes `window.result`.
 
 import functools
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -16,14 +17,17 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import DaemonProcess, start_daemon
+from tradsys.daemon.auth import issue_token, load_secret
 
 HERE = Path(__file__).parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -93,9 +97,8 @@ def _evaluate(ws: Any, expression: str, seq: list[int]) -> Any:
             return reply.get("result", {}).get("result", {}).get("value")
 
 
-def test_two_browser_peers_exchange_a_trading_signal(static: str, signaling: DaemonProcess) -> None:
-    host, port = signaling.http.split(":")
-    url = f"{static}/page.html?host={host}&port={port}&trader=trader-1&strategy=strategy-1&timeout=30000"
+def _run_page(url: str, expression: str) -> Any:
+    """Open `url` in headless Chromium and poll `expression` (JSON text or null) until it has a value."""
     with tempfile.TemporaryDirectory(prefix="tradsys-chromium-") as profile:
         proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", url],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -104,10 +107,10 @@ def test_two_browser_peers_exchange_a_trading_signal(static: str, signaling: Dae
             page = _devtools_page(Path(profile), proc, deadline)
             seq = [0]
             with connect(page, max_size=None) as ws:
-                result = None
-                while result is None:
+                value = None
+                while value is None:
                     assert time.monotonic() < deadline, "the page never finished"
-                    result = _evaluate(ws, "window.result ? JSON.stringify(window.result) : null", seq)
+                    value = _evaluate(ws, expression, seq)
                     time.sleep(0.2)
         finally:
             proc.terminate()
@@ -115,10 +118,44 @@ def test_two_browser_peers_exchange_a_trading_signal(static: str, signaling: Dae
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    outcome = json.loads(result)
+    return json.loads(value)
+
+
+def _page_url(static: str, signaling: DaemonProcess, **params: str) -> str:
+    host, port = signaling.http.split(":")
+    return f"{static}/page.html?{urlencode({'host': host, 'port': port, 'timeout': '30000', **params})}"
+
+
+def test_two_browser_peers_exchange_a_trading_signal(static: str, signaling: DaemonProcess) -> None:
+    """The TradSys token is the PeerJS key; the trader's id comes from the server (`/TOKEN/id`)."""
+    token = issue_token(load_secret(signaling.home), "viewer", ttl=timedelta(minutes=10), subject="browser")
+    url = _page_url(static, signaling, key=token, strategy="strategy-1")
+    outcome = _run_page(url, "window.result ? JSON.stringify(window.result) : null")
     assert outcome["ok"], outcome
     assert outcome["from"] == "strategy-1"
     assert outcome["ack"] == {"type": "ack", "id": "sig-1", "accepted": True}
     assert any(line.startswith('strategy got {"type":"signal"') for line in outcome["log"]), outcome["log"]
-    stats = json.loads(urllib.request.urlopen(f"http://{signaling.http}/peerjs/stats").read())
+    assert any(re.fullmatch(r"trader open as [0-9a-f-]{36}", line) for line in outcome["log"]), outcome["log"]
+    stats = _stats(signaling)
     assert stats["relayed"].get("OFFER", 0) >= 1 and stats["relayed"].get("ANSWER", 0) >= 1
+
+
+def test_an_anonymous_browser_peer_is_refused(static: str, signaling: DaemonProcess) -> None:
+    """The stock client's defaults (key "peerjs"): refused on the WebSocket, saying why, and on `/peerjs/id`."""
+    before = _refused(signaling)
+    url = _page_url(static, signaling, strategy="strategy-2")
+    errors = _run_page(url, "Object.keys(window.errors).length == 2 ? JSON.stringify(window.errors) : null")
+    assert errors["strategy"].startswith("server-error: Invalid key provided: missing: a TradSys token is required")
+    assert errors["trader"].startswith("server-error"), errors  # the client keeps no message for a failed /id
+    assert _refused(signaling) - before == 2
+
+
+def _refused(signaling: DaemonProcess) -> int:
+    """Peers and PeerJS HTTP requests refused for their credentials, as the daemon counts them."""
+    return _stats(signaling)["refused"].get("unauthenticated", 0)
+
+
+def _stats(signaling: DaemonProcess) -> dict[str, Any]:
+    token = issue_token(load_secret(signaling.home), "viewer", ttl=timedelta(minutes=1), subject="test")
+    request = urllib.request.Request(f"http://{signaling.http}/peerjs/stats", headers={"Authorization": f"Bearer {token}"})
+    return json.loads(urllib.request.urlopen(request).read())

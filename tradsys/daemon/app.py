@@ -142,7 +142,7 @@ class Daemon:
                            WsLimits.from_config(config.raw.get("ws", {})))
         self.http.sessions["/ws"] = self.ws.json_session
         self.http.sessions["/ws/v2"] = self.ws.proto_session
-        self.peerjs = PeerServer.from_config(config.raw.get("peerjs", {}), self.metrics)
+        self.peerjs = PeerServer.from_config(config.raw.get("peerjs", {}), secret, self.metrics)
         self.peerjs.mount(self.http)
         try:
             self.grpc = GrpcServer(config.grpc_host, config.grpc_port, servicers, self.metrics,

@@ -8,6 +8,7 @@ The server runs its own event loop on its own thread, so it never waits on the e
 import asyncio
 import http
 import logging
+import re
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,7 +27,8 @@ Session = Callable[[ServerConnection], Awaitable[None]]
 def response(status: int, content_type: str, body: bytes) -> Response:
     headers = Headers([
         ("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-store"),
-        # browsers on other origins read these (the PeerJS client fetches /peerjs/id); nothing here is secret
+        # browsers on other origins read these (the PeerJS client fetches /KEY/id); credentials are never
+        # ambient (no cookies), so a page reads only what the token it holds allows
         ("Access-Control-Allow-Origin", "*"),
     ])
     return Response(status, http.HTTPStatus(status).phrase, headers, body)
@@ -39,7 +41,12 @@ class HttpServer:
         self.max_message_bytes = max_message_bytes
         self.ssl = ssl
         self.routes: dict[str, Route] = {}
+        self.patterns: list[tuple[re.Pattern[str], Route]] = []
+        """Routes for paths with a variable part (the PeerJS key), tried in order after `routes`."""
         self.sessions: dict[str, Session] = {}
+        self.uncompressed: set[str] = set()
+        """Session paths served without permessage-deflate: a client's compressed frames would make the
+        daemon hold far more than it received (a read of 256 KiB can inflate to thousands of messages)."""
         self.loop = asyncio.new_event_loop()
         self._server: Server | None = None
         self._thread = threading.Thread(target=self.loop.run_forever, name="tradsys-http", daemon=True)
@@ -47,8 +54,10 @@ class HttpServer:
     def _route(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path in self.sessions and request.headers.get("Upgrade", "").lower() == "websocket":
+            if path in self.uncompressed:
+                connection.protocol.available_extensions = None
             return None
-        route = self.routes.get(path)
+        name, route = self._resolve(path)
         if route is None:
             if path in self.sessions:
                 return response(426, "text/plain; charset=utf-8", b"this path speaks WebSocket: send an Upgrade\n")
@@ -56,9 +65,19 @@ class HttpServer:
         try:
             status, content_type, body = route(request)
         except Exception:
-            log.exception("http.route_failed", extra={"fields": {"path": path}})
+            log.exception("http.route_failed", extra={"fields": {"route": name}})
             return response(500, "text/plain; charset=utf-8", b"internal error\n")
         return response(status, content_type, body)
+
+    def _resolve(self, path: str) -> tuple[str, Route | None]:
+        """The route for `path` and a name for it that is safe to log (a pattern's path may hold a token)."""
+        route = self.routes.get(path)
+        if route is not None:
+            return path, route
+        for pattern, route in self.patterns:
+            if pattern.fullmatch(path):
+                return pattern.pattern, route
+        return path, None
 
     async def _session(self, connection: ServerConnection) -> None:
         path = connection.request.path.split("?", 1)[0] if connection.request else ""

@@ -71,6 +71,11 @@ class Metrics:
         self.ws_refusals = Counter("tradsys_ws_refusals", "WebSocket frames or connections refused, by kind (malformed, "
                                    "unsupported, rate_limited, flood, unauthenticated, connection_limit).", ["kind"], registry=r)
         self.peerjs_peers = Gauge("tradsys_peerjs_peers", "Peers connected to the PeerJS signaling server.", registry=r)
+        self.peerjs_dropped = Counter("tradsys_peerjs_dropped", "PeerJS messages dropped at a bound, by the [peerjs] "
+                                      "setting hit (queue_limit, queue_bytes, peer_bytes, waiting_limit, total_bytes).",
+                                      ["reason"], registry=r)
+        self.peerjs_held_bytes = Gauge("tradsys_peerjs_held_bytes", "Bytes of PeerJS messages held for peers "
+                                       "(charged as in [peerjs] total_bytes).", registry=r)
 
     def on_commit(self, batch: list, venue: Venue) -> None:
         """Engine-thread listener: counts from events, gauges from the venue. Counts are summed
