@@ -9,8 +9,10 @@ polled with `Runtime.evaluate` until the page publishes `window.result`.
 
 import functools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -26,7 +28,7 @@ from urllib.parse import urlencode
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import DaemonProcess, start_daemon
+from tests.conftest import DaemonProcess, eventually, start_daemon
 from tradsys.daemon.auth import issue_token, load_secret
 
 HERE = Path(__file__).parent
@@ -100,7 +102,7 @@ def _evaluate(ws: Any, expression: str, seq: list[int]) -> Any:
 def _run_page(url: str, expression: str) -> Any:
     """Open `url` in headless Chromium and poll `expression` (JSON text or null) until it has a value."""
     with tempfile.TemporaryDirectory(prefix="tradsys-chromium-") as profile:
-        proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", url],
+        proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", url], start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
@@ -113,12 +115,35 @@ def _run_page(url: str, expression: str) -> Any:
                     value = _evaluate(ws, expression, seq)
                     time.sleep(0.2)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _end_session(proc)
     return json.loads(value)
+
+
+def _end_session(proc: subprocess.Popen) -> None:
+    """Stop Chromium and every process it started (they share its session): a child still writing
+    to the profile made its removal fail with 'Directory not empty'."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            continue
+        try:  # the group outlives its leader until every member has exited
+            eventually(lambda: _group_gone(proc.pid), timeout=10)
+            break
+        except AssertionError:
+            continue
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def _page_url(static: str, signaling: DaemonProcess, **params: str) -> str:
