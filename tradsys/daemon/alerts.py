@@ -71,6 +71,8 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     Rule("kill_switch_on", "kill_switch", "==", 1, 0, "critical", "the kill switch is on"),
     Rule("strategy_drawdown", "strategy_drawdown_ratio", ">", 0.2, 0, "warning",
          "strategy {strategy} is {value:.0%} below its peak equity"),
+    Rule("strategy_lagging", "strategy_lag_seconds", ">", 5, 10, "warning",
+         "strategy {strategy} has not caught up with its events for {value:.0f}s"),
     Rule("order_latency_p99_high", "order_ack_p99_seconds", ">", 0.25, 30, "warning",
          "p99 order acknowledgement latency {value:.3f}s over the last minute"),
     Rule("journal_behind", "journal_lag_seconds", ">", 5, 5, "critical",

@@ -105,9 +105,9 @@ class Daemon:
         log_event(log, logging.INFO, "daemon.recovered", seq=last_seq, replayed=replayed, open_orders=len(venue.orders))
         market = self._market(venue)
         self.market = market
-        self.strategies = StrategyHost(self.store, venue.instruments)
+        self.strategies = StrategyHost(self.store, venue.instruments, threaded=True)
         self.strategies.restore()
-        self.signal_sources.append(self.strategies.drawdown_signals)
+        self.signal_sources += [self.strategies.drawdown_signals, self.strategies.lag_signals]
         self.core = core = Core(
             venue, self.store, next_order_number=self.store.next_order_number(), last_seq=last_seq,
             actors=([market] if market is not None else []) + [self.strategies],
@@ -217,6 +217,7 @@ class Daemon:
             self.metrics.strategy_pnl.labels(dict(labels)["strategy"]).set(pnl)
         for labels, qty in signals.get("strategy_position", {}).items():
             self.metrics.strategy_position.labels(dict(labels)["strategy"], dict(labels)["symbol"]).set(qty)
+        self.metrics.strategy_lag(signals)
         return now, signals
 
     def wait(self) -> None:

@@ -61,6 +61,15 @@ class Metrics:
         self.strategy_drawdown = Gauge("tradsys_strategy_drawdown_ratio",
                                        "A running strategy's equity below its peak, as a ratio.", ["strategy"],
                                        registry=r)
+        self.strategy_lag_events = Gauge("tradsys_strategy_lag_events",
+                                         "Events waiting for a running strategy's worker.", ["strategy"], registry=r)
+        self.strategy_lag_seconds = Gauge("tradsys_strategy_lag_seconds",
+                                          "Seconds since a running strategy last caught up with its events.",
+                                          ["strategy"], registry=r)
+        self.strategy_conflated = Counter("tradsys_strategy_conflated_events",
+                                          "Market events a lagging strategy skipped (trade, bar, book).",
+                                          ["strategy", "kind"], registry=r)
+        self._conflated_seen: dict[tuple[str, str], float] = {}
         self.kill_switch = Gauge("tradsys_kill_switch", "1 while the kill switch is on.", registry=r)
         self.open_orders = Gauge("tradsys_open_orders", "Open orders in the engine.", registry=r)
         self.last_event = Gauge("tradsys_last_event_timestamp_seconds", "Time of the last committed batch.", registry=r)
@@ -151,6 +160,19 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+    def strategy_lag(self, signals: Any) -> None:
+        """The strategies' lag from the alert signals (`StrategyHost.lag_signals`); the conflated
+        counts there are totals per instance, counted here by their increase."""
+        for labels, value in signals.get("strategy_lag_events", {}).items():
+            self.strategy_lag_events.labels(dict(labels)["strategy"]).set(value)
+        for labels, value in signals.get("strategy_lag_seconds", {}).items():
+            self.strategy_lag_seconds.labels(dict(labels)["strategy"]).set(value)
+        for labels, total in signals.get("strategy_conflated_events", {}).items():
+            key = (dict(labels)["strategy"], dict(labels)["kind"])
+            if total > self._conflated_seen.get(key, 0.0):
+                self.strategy_conflated.labels(*key).inc(total - self._conflated_seen.get(key, 0.0))
+                self._conflated_seen[key] = total
 
     def bind_engine(self, pending: Callable[[], int], last_cycle_ns: Callable[[], int],
                     timings: Callable[[], tuple[float, float]]) -> None:

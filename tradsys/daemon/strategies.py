@@ -1,14 +1,23 @@
-"""Live strategies: the same Strategy classes as the backtester, run on the daemon's engine thread.
+"""Live strategies: the same Strategy classes as the backtester, each instance on a worker thread.
 
-`StrategyHost` is an actor (its `step` returns the strategies' order commands, which the core
-stamps, risk-checks, applies and journals like any client's) and a listener (`on_commit` turns
-each committed batch into on_order / on_fill / on_trade / on_bar callbacks). Every callback runs on
-the engine thread, so a strategy always sees a consistent venue. Orders a strategy makes in a
-callback reach the venue at the next tick (50 ms by default).
+`StrategyHost` is an actor and a listener on the engine thread, where it never runs a strategy's
+code: as a listener (`on_commit`) it hands each instance its own order events (their orders copied
+as published) and the trades and bars of its symbols; as an actor (`step`) it refreshes the books
+the strategies read (`LiveContext.book`: top of book and last price, snapshotted on the engine
+thread), queues ticks for timers and on_book, and returns the commands the strategies made since the
+last tick, which the core stamps, risk-checks, applies and journals like any client's. The
+callbacks run on each instance's `StrategyWorker` (bounded inbox, conflation: see its module), so
+a slow strategy lags, visibly (`lag_signals`: metrics and the `strategy_lagging` alert), without
+delaying anyone else.
+
+Commands go through the next tick (50 ms by default) rather than `Core.submit`: the engine applies
+them in the order the strategy made them, after the cancels of its launch and before anything it
+does later, with no future to track and no queue of the core's to overflow.
 
 Each instance trades for its own account (default `strategy-<id>`) under that account's risk
 limits. A callback that raises fails its instance only: the traceback is logged, its open orders
-are cancelled, the state becomes "failed"; other instances and the daemon go on.
+are cancelled, the state becomes "failed"; other instances and the daemon go on. An instance more
+than `MAX_OWN_EVENTS` of its own order events behind fails the same way (the host cancels its orders).
 
 Instances are kept in the store's `strategies` table (params and symbols in `params`): those
 "running" when the daemon stopped are started again when it starts, after cancelling orders that
@@ -17,15 +26,18 @@ their earlier run left open.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tradsys.daemon.ids import run_tag
-from tradsys.engine import BarAggregator, OrderFilled, Venue, parse_interval
+from tradsys.daemon.strategy_worker import MAX_OWN_EVENTS, StrategyWorker
+from tradsys.engine import BarAggregator, Event, OrderFilled, OrderRejected, Venue, parse_interval
 from tradsys.engine.commands import fmt
+from tradsys.engine.events import OrderAccepted, OrderAmended, OrderTriggered
 from tradsys.engine.instrument import CASH_SCALE
 from tradsys.engine.strategy import (
     BUILTINS,
@@ -34,6 +46,7 @@ from tradsys.engine.strategy import (
     Context,
     Params,
     Strategy,
+    StrategyError,
     StrategyRunner,
     TradeData,
     load_strategy,
@@ -43,6 +56,11 @@ from tradsys.engine.strategy.params import format_value
 
 log = logging.getLogger("tradsys.strategy")
 
+MAX_OUTBOX = 10_000
+"""New orders and amends a strategy may have waiting for the engine's next tick; past it they raise."""
+STOP_GRACE_NS = 10_000_000_000
+"""A stopped instance whose worker is still in a callback this long after has its orders cancelled."""
+
 Batch = list[tuple[dict[str, Any], list[Any]]]
 
 
@@ -51,15 +69,31 @@ class StrategyRequestError(ValueError):
 
 
 class LiveContext(Context):
+    """Runs on the instance's worker: commands wait in `out` for the engine's next tick (`take`),
+    books and time are the engine's latest (`host.books`, `host.now`). Only the venue's instruments
+    are kept, never the venue: the engine thread owns it."""
+
     def __init__(self, host: "StrategyHost", venue: Venue, symbols: tuple[str, ...], prefix: str, account: str) -> None:
         super().__init__(venue.instruments, symbols, prefix, account, log)
         self.host = host
-        self.venue = venue
         self.out: list[dict[str, Any]] = []
+        self._out_lock = threading.Lock()
 
     @property
     def now(self) -> int:
         return self.host.now
+
+    def take(self) -> list[dict[str, Any]]:
+        """The commands made since the last call (engine thread)."""
+        with self._out_lock:
+            out, self.out = self.out, []
+        return out
+
+    def _send(self, cmd: dict[str, Any]) -> None:
+        with self._out_lock:
+            if len(self.out) >= MAX_OUTBOX and cmd["op"] != "cancel":
+                raise StrategyError(f"{MAX_OUTBOX} orders and amends already wait for the engine")
+            self.out.append(cmd)
 
     def _send_new(self, order_id: str, symbol: str, side: str, type: str, price: int | None, qty: int, tif: str,
                   post_only: bool, reduce_only: bool) -> None:
@@ -72,10 +106,10 @@ class LiveContext(Context):
             cmd["post_only"] = True
         if reduce_only:
             cmd["reduce_only"] = True
-        self.out.append(cmd)
+        self._send(cmd)
 
     def _send_cancel(self, order_id: str) -> None:
-        self.out.append({"op": "cancel", "id": order_id, "account": self.account})
+        self._send({"op": "cancel", "id": order_id, "account": self.account})
 
     def _send_amend(self, order_id: str, price: int | None, qty: int | None) -> None:
         order = self.orders[order_id]
@@ -85,16 +119,10 @@ class LiveContext(Context):
             cmd["price"] = fmt(inst.price(price))
         if qty is not None:
             cmd["qty"] = fmt(inst.qty(qty))
-        self.out.append(cmd)
+        self._send(cmd)
 
     def book(self, symbol: str | None = None) -> BookData:
-        symbol = symbol or self.symbols[0]
-        venue = self.venue
-        book = venue.books[symbol]
-        tick = float(venue.instruments[symbol].tick_size)
-        bid, ask, last = book.best_bid(), book.best_ask(), venue.last.get(symbol)
-        return BookData(self.now, symbol, None if bid is None else bid * tick, None if ask is None else ask * tick,
-                        None if last is None else last * tick)
+        return self.host.books[symbol or self.symbols[0]]
 
 
 @dataclass
@@ -112,10 +140,19 @@ class Instance:
     stopped_ns: int = 0
     restored: bool = False
     runner: StrategyRunner | None = None
+    """Set by the worker once the strategy is built; its context is `ctx`."""
+    ctx: LiveContext | None = None
+    worker: StrategyWorker | None = None
+    prefix: str = ""
+    """Its order ids' prefix in this run: the events about its orders are the ones it gets."""
     bars: BarAggregator | None = None
     bar_ns: int = 60_000_000_000
     stop_requested: bool = False
-    seen: int = field(default=0)
+    stop_ns: int = 0
+    """Engine time of the stop handed to the worker, which must finish within STOP_GRACE_NS."""
+    overflowed: bool = False
+    abandoned: bool = False
+    """Its worker was given up by the host: what it still sends is dropped."""
     equity: int = 0
     peak_equity: int = 0
     drawdown: float = 0.0
@@ -126,11 +163,16 @@ class Instance:
 
 
 class StrategyHost:
-    def __init__(self, store: Any, instruments: dict[str, Any], clock: Any = time.time_ns) -> None:
+    def __init__(self, store: Any, instruments: dict[str, Any], clock: Any = time.time_ns, threaded: bool = False) -> None:
+        """`threaded`: each instance's callbacks run on a worker thread (the daemon); otherwise on
+        the thread that calls `step` and `on_commit`, as soon as they queue them (tests)."""
         self.store = store
         self.instruments = instruments
         self.instances: dict[str, Instance] = {}
         self.now = 0
+        self.books: dict[str, BookData] = {}
+        """The latest top of book per symbol, replaced whole by the engine thread: what `ctx.book` reads."""
+        self.threaded = threaded
         self._clock = clock
         self._lock = threading.Lock()
         self._venue: Venue | None = None
@@ -254,36 +296,42 @@ class StrategyHost:
         out: list[dict[str, Any]] = []
         with self._lock:
             instances = list(self.instances.values())
+        self._snapshot_books(venue, instances)
         for inst in instances:
-            runner = inst.runner
-            if runner is None:
-                if inst.state != "starting" and not inst.stop_requested:
-                    continue
-                if inst.stop_requested and inst.state == "stopped" and runner is None:
-                    inst.stop_requested = False
-                    continue
-                runner = self._launch(inst, now_ns, venue, out)
-                if runner is None:
-                    continue
-            if inst.stop_requested:
+            worker = inst.worker
+            if worker is None:
+                if inst.state == "starting" and not inst.stop_requested:
+                    self._launch(inst, now_ns, venue, out)
                 inst.stop_requested = False
-                runner.stop()
-                self._drain(inst, out)
+            elif inst.stop_requested:
+                inst.stop_requested = False
+                inst.stop_ns = now_ns
+                worker.stop()
                 log.info("strategy.stopped id=%s", inst.id)
-                continue
-            if not runner.running:
-                continue
-            runner.timers(now_ns)
-            if runner.running and runner.wants["on_book"]:
-                for symbol in inst.symbols:
-                    if not runner.call("on_book", runner.ctx.book(symbol)):
-                        break
-            if runner.running and runner.wants["on_bar"] and inst.bars is not None:
-                self._bars(inst, inst.bars.advance(now_ns))
-            self._check_failed(inst)
-            self._drain(inst, out)
-            self._track_equity(inst, venue)
+            elif inst.overflowed or (inst.stop_ns and not worker.finished and now_ns - inst.stop_ns > STOP_GRACE_NS):
+                self._abandon(inst, venue, out)
+            elif inst.state == "running":
+                if inst.bars is not None:
+                    worker.market("bar", self._bar_data(inst.bars.advance(now_ns)))
+                ctx = inst.ctx
+                due = ctx is not None and ctx.next_timer_ns is not None and ctx.next_timer_ns <= now_ns
+                wants_book = inst.cls.overrides("on_book")
+                if due or wants_book:
+                    worker.tick(wants_book)
+            if inst.ctx is not None and not (inst.overflowed or inst.abandoned):
+                out += inst.ctx.take()
+            if inst.state == "running":
+                self._track_equity(inst, venue)
         return out
+
+    def _snapshot_books(self, venue: Venue, instances: list[Instance]) -> None:
+        symbols = {s for inst in instances if inst.state in ("starting", "running") for s in inst.symbols}
+        for symbol in symbols:
+            book = venue.books[symbol]
+            tick = float(venue.instruments[symbol].tick_size)
+            bid, ask, last = book.best_bid(), book.best_ask(), venue.last.get(symbol)
+            self.books[symbol] = BookData(self.now, symbol, None if bid is None else bid * tick,
+                                          None if ask is None else ask * tick, None if last is None else last * tick)
 
     def _track_equity(self, inst: Instance, venue: Venue) -> None:
         """Equity (cash plus unrealized PnL at the reference price) against its peak, for the
@@ -307,10 +355,10 @@ class StrategyHost:
         pnl: dict[tuple, float] = {}
         position: dict[tuple, float] = {}
         for inst in running:
-            ctx = inst.runner.ctx if inst.runner is not None else None
+            ctx = inst.ctx if inst.runner is not None else None
             if ctx is None:
                 continue
-            try:  # read while the engine thread moves on: a torn read is retried next second
+            try:  # read while the worker moves on: a torn read is retried next second
                 pnl[(("strategy", inst.id),)] = ctx.pnl()
                 for symbol in inst.symbols:
                     position[(("strategy", inst.id), ("symbol", symbol))] = ctx.position(symbol)
@@ -322,15 +370,40 @@ class StrategyHost:
             "strategy_position": position,
         }
 
-    def _launch(self, inst: Instance, now_ns: int, venue: Venue, out: list[dict[str, Any]]) -> StrategyRunner | None:
-        prefix = f"st{inst.id}-{run_tag(now_ns)}-"
-        ctx = LiveContext(self, venue, inst.symbols, prefix, inst.account)
+    def lag_signals(self, _now_ns: int) -> dict[str, dict[tuple, float]]:
+        """Alert signals and metrics: how far each running strategy is behind its events (waiting,
+        and seconds since it last caught up), and the market events it skipped, by kind."""
+        events: dict[tuple, float] = {}
+        seconds: dict[tuple, float] = {}
+        conflated: dict[tuple, float] = {}
+        for inst in list(self.instances.values()):
+            worker = inst.worker
+            if worker is None or inst.state != "running":
+                continue
+            key = (("strategy", inst.id),)
+            events[key], seconds[key] = worker.lag()
+            for kind, count in list(worker.conflated.items()):
+                conflated[key + (("kind", kind),)] = count
+        return {"strategy_lag_events": events, "strategy_lag_seconds": seconds, "strategy_conflated_events": conflated}
+
+    def _launch(self, inst: Instance, now_ns: int, venue: Venue, out: list[dict[str, Any]]) -> None:
+        """Cancel what an earlier run left open, seed a restored instance's position, and start its
+        worker, which builds the strategy and calls on_start."""
+        inst.prefix = f"st{inst.id}-{run_tag(now_ns)}-"
+        ctx = inst.ctx = LiveContext(self, venue, inst.symbols, inst.prefix, inst.account)
         stale = f"st{inst.id}-"
         for order in list(venue.orders.values()):  # left open by an earlier run of this instance
             if order.account == inst.account and order.id.startswith(stale):
                 out.append({"op": "cancel", "id": order.id, "account": inst.account})
         if inst.restored:
             _seed_ledger(ctx, venue)
+        inst.bars = BarAggregator([inst.bar_ns], keep=0) if inst.cls.overrides("on_bar") else None
+        inst.state = "running"
+        inst.worker = StrategyWorker(inst.id, inst.symbols, lambda: self._build(inst, ctx), lambda: self._check_failed(inst),
+                                     self.books.__getitem__, lambda: self.now, self.threaded)
+
+    def _build(self, inst: Instance, ctx: LiveContext) -> StrategyRunner | None:
+        """On the worker: the strategy's constructor and on_start are its code."""
         try:
             runner = StrategyRunner(inst.id, inst.cls, inst.params, ctx, log_slow=True)
         except Exception as exc:
@@ -339,11 +412,7 @@ class StrategyHost:
             self._persist(inst, "failed")
             return None
         inst.runner = runner
-        inst.bars = BarAggregator([inst.bar_ns], keep=0) if runner.wants["on_bar"] else None
-        inst.state = "running"
         runner.start()
-        self._check_failed(inst)
-        self._drain(inst, out)
         return runner
 
     def _check_failed(self, inst: Instance) -> None:
@@ -352,49 +421,86 @@ class StrategyHost:
             inst.state, inst.error, inst.stopped_ns = "failed", runner.error, self.now
             self._persist(inst, "failed")
 
-    def _drain(self, inst: Instance, out: list[dict[str, Any]]) -> None:
-        runner = inst.runner
-        if runner is not None and runner.ctx.out:  # type: ignore[attr-defined]
-            out += runner.ctx.out  # type: ignore[attr-defined]
-            runner.ctx.out = []  # type: ignore[attr-defined]
+    def _abandon(self, inst: Instance, venue: Venue, out: list[dict[str, Any]]) -> None:
+        """A worker too far behind on its own orders, or stuck in a callback since its stop: it runs
+        nothing more, its commands not yet taken are dropped, and its open orders are cancelled here."""
+        worker = inst.worker
+        assert worker is not None
+        worker.abandon()
+        inst.abandoned = True
+        for order in list(venue.orders.values()):
+            if order.id.startswith(inst.prefix) and order.is_open:
+                out.append({"op": "cancel", "id": order.id, "account": inst.account})
+        if inst.overflowed:
+            inst.overflowed = False
+            inst.state, inst.stopped_ns = "failed", self.now
+            inst.error = f"fell more than {MAX_OWN_EVENTS} of its own order events behind"
+            log.error("strategy.failed id=%s error=%s", inst.id, inst.error)
+            self._persist(inst, "failed")
+        else:
+            log.error("strategy.stop_overdue id=%s seconds=%d", inst.id, STOP_GRACE_NS // 1_000_000_000)
+        inst.stop_ns = 0
 
-    def _bars(self, inst: Instance, bars: list[Any]) -> None:
-        runner = inst.runner
-        assert runner is not None
+    def _bar_data(self, bars: list[Any]) -> list[BarData]:
+        out = []
         for bar in bars:
-            inst_ = self.instruments[bar.symbol]
-            tick = float(inst_.tick_size)
-            lot = float(inst_.lot_size)
-            data = BarData(bar.start_ns, bar.start_ns + bar.interval_ns, bar.symbol, bar.open * tick, bar.high * tick,
-                           bar.low * tick, bar.close * tick, bar.volume * lot)
-            if not runner.call("on_bar", data):
-                return
+            inst = self.instruments[bar.symbol]
+            tick = float(inst.tick_size)
+            out.append(BarData(bar.start_ns, bar.start_ns + bar.interval_ns, bar.symbol, bar.open * tick,
+                               bar.high * tick, bar.low * tick, bar.close * tick, bar.volume * float(inst.lot_size)))
+        return out
 
     def on_commit(self, batch: Batch, venue: Venue) -> None:
-        """Listener: committed events become callbacks; orders they make go out at the next step."""
+        """Listener: each running instance gets its own order events and its symbols' trades and
+        bars, queued for its worker; the orders it makes go out at the next step."""
         with self._lock:
-            instances = [i for i in self.instances.values() if i.runner is not None and i.runner.running]
+            instances = [i for i in self.instances.values() if i.worker is not None and i.state == "running"
+                         and not i.overflowed]
         if not instances:
             return
+        self._snapshot_books(venue, instances)
         events = [e for _cmd, evs in batch for e in evs]
         trades = [e for e in events if type(e) is OrderFilled]
         for inst in instances:
-            runner = inst.runner
-            assert runner is not None
-            runner.events(events)
-            if trades and runner.running and (runner.wants["on_trade"] or inst.bars is not None):
-                for fill in trades:
-                    if fill.symbol not in inst.symbols:
-                        continue
+            worker = inst.worker
+            assert worker is not None
+            own = _own_events(events, inst.prefix)
+            if own and not worker.own(own):
+                inst.overflowed = True  # the next step fails it and cancels its orders
+                continue
+            wants_trades = inst.cls.overrides("on_trade")
+            if not trades or not (wants_trades or inst.bars is not None):
+                continue
+            ticks: list[TradeData] = []
+            for fill in trades:
+                if fill.symbol not in inst.symbols:
+                    continue
+                if inst.bars is not None:
+                    worker.market("bar", self._bar_data(inst.bars.on_trade(fill.symbol, fill.ts, fill.price, fill.qty)))
+                if wants_trades:
                     instrument = venue.instruments[fill.symbol]
-                    if inst.bars is not None:
-                        self._bars(inst, inst.bars.on_trade(fill.symbol, fill.ts, fill.price, fill.qty))
-                    if runner.running and runner.wants["on_trade"]:
-                        trade = TradeData(fill.ts, fill.symbol, fill.price * float(instrument.tick_size),
-                                          fill.qty * float(instrument.lot_size), fill.taker.side.value)
-                        if not runner.call("on_trade", trade):
-                            break
-            self._check_failed(inst)
+                    ticks.append(TradeData(fill.ts, fill.symbol, fill.price * float(instrument.tick_size),
+                                           fill.qty * float(instrument.lot_size), fill.taker.side.value))
+            worker.market("trade", ticks)
+
+
+def _own_events(events: list[Event], prefix: str) -> list[Event]:
+    """The events about orders whose id starts with `prefix`; those that carry an order (still
+    changed by the engine thread) carry a copy of it as published, for the worker to read."""
+    own: list[Event] = []
+    for event in events:
+        kind = type(event)
+        if kind is OrderFilled:
+            if event.taker.id.startswith(prefix) or event.maker.id.startswith(prefix):  # type: ignore[union-attr]
+                own.append(event)
+        elif kind is OrderRejected:
+            if event.order_id.startswith(prefix):  # type: ignore[union-attr]
+                own.append(event)
+        elif event.order.id.startswith(prefix):  # type: ignore[union-attr]
+            if kind is OrderAccepted or kind is OrderAmended or kind is OrderTriggered:
+                event = kind(event.ts, copy.copy(event.order))  # type: ignore[call-arg, union-attr]
+            own.append(event)
+    return own
 
 
 def _seed_ledger(ctx: Context, venue: Venue) -> None:

@@ -29,18 +29,21 @@ from tradsys.engine.strategy.params import Params
 log = logging.getLogger("tradsys.strategy")
 
 SLOW_CALLBACK_S = 0.05
-"""A callback slower than this is logged with its time: live it holds up the engine thread."""
+"""A callback slower than this is logged with its time: live it makes the strategy lag."""
+SLOW_WARN_EVERY_S = 10.0
+"""At most one slow-callback warning per instance in this time, counting the slow calls since the last."""
 
 
 class StrategyRunner:
-    __slots__ = ("id", "strategy", "ctx", "state", "error", "wants", "slow_warned", "log_slow")
+    __slots__ = ("id", "strategy", "ctx", "state", "error", "wants", "slow_calls", "slow_next", "log_slow")
 
     def __init__(self, id: str, cls: type[Strategy], params: Params, ctx: Context, log_slow: bool = False) -> None:
         self.id = id
         self.ctx = ctx
         self.state = "created"
         self.error = ""
-        self.slow_warned = False
+        self.slow_calls = 0
+        self.slow_next = 0.0
         self.log_slow = log_slow
         self.strategy = cls(ctx, params)
         self.wants = {name: cls.overrides(name) for name in (
@@ -62,9 +65,13 @@ class StrategyRunner:
             return False
         if self.log_slow:
             took = time.perf_counter() - started
-            if took > SLOW_CALLBACK_S and not self.slow_warned:
-                self.slow_warned = True
-                log.warning("strategy.slow_callback id=%s callback=%s seconds=%.3f", self.id, name, took)
+            if took > SLOW_CALLBACK_S:
+                self.slow_calls += 1
+                if started >= self.slow_next:
+                    self.slow_next = started + SLOW_WARN_EVERY_S
+                    log.warning("strategy.slow_callback id=%s callback=%s seconds=%.3f slow_calls=%d", self.id, name,
+                                took, self.slow_calls)
+                    self.slow_calls = 0
         return True
 
     def start(self) -> bool:
