@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from tradsys.daemon.auth import AuthError, PermissionDenied, Principal, Role, require, verify_token
+from tradsys.daemon.auth import AuthError, PermissionDenied, Principal, Role, readable, require, verify_token
 from tradsys.daemon.config import ConfigError
 from tradsys.daemon.core import Core, Unavailable
 from tradsys.daemon.book_feed import MAX_DEPTH, BookView
@@ -475,7 +475,10 @@ class WsServer:
             if symbol in self.symbols and interval in self.feeds.intervals:
                 return f"bars:{symbol}", lambda _topic, bar: bar["interval"] == interval
         if kind in ("orders", "positions") and not rest:
-            mine = _readable(principal)
+            try:
+                mine = readable(principal)
+            except PermissionDenied as exc:
+                raise WsError("permission_denied", str(exc)) from None
             if mine is None:
                 return kind, None
             if kind == "orders":
@@ -492,14 +495,6 @@ class WsServer:
 
 _DEPTHS = frozenset(str(n) for n in range(1, MAX_DEPTH + 1))
 """The N of `book:SYM:N`, spelled one way only so that a channel is its hub topic."""
-
-
-def _readable(principal: Principal) -> frozenset[str] | None:
-    """Accounts whose order and position events a principal sees; None for all (viewers and admins,
-    as over gRPC: traders see their own accounts only)."""
-    if principal.role is Role.TRADER and "*" not in principal.accounts:
-        return frozenset(principal.accounts)
-    return None
 
 
 @dataclass(slots=True)

@@ -161,18 +161,9 @@ class OrderService(pb_grpc.OrderServiceServicer):
         self.gate.authorize(context, principal, "read", row["account"])
         return pb.GetOrderResponse(order=order_msg(row))
 
-    def _read_account(self, context: grpc.ServicerContext, principal: Principal, account: str) -> str | None:
-        """The account filter a read may use: traders see their own accounts only."""
-        if account:
-            self.gate.authorize(context, principal, "read", account)
-            return account
-        if principal.role == "trader":
-            return default_account(context, principal, "")
-        return None
-
     def ListOrders(self, request: pb.ListOrdersRequest, context: grpc.ServicerContext) -> pb.ListOrdersResponse:
         principal = self.gate.authenticate(context)
-        account = self._read_account(context, principal, request.account)
+        account = self.gate.read_scope(context, principal, request.account)
         statuses = [STATUS_NAMES[s] for s in request.statuses if s in STATUS_NAMES] or None
         rows, next_key = self.store.list_orders(
             account=account, symbol=request.symbol or None, statuses=statuses,
@@ -183,7 +174,7 @@ class OrderService(pb_grpc.OrderServiceServicer):
 
     def ListFills(self, request: pb.ListFillsRequest, context: grpc.ServicerContext) -> pb.ListFillsResponse:
         principal = self.gate.authenticate(context)
-        account = self._read_account(context, principal, request.account)
+        account = self.gate.read_scope(context, principal, request.account)
         rows, next_key = self.store.list_fills(
             account=account, symbol=request.symbol or None, order_id=request.order_id or None,
             since_ns=request.since_ns or None, until_ns=request.until_ns or None,
@@ -193,13 +184,13 @@ class OrderService(pb_grpc.OrderServiceServicer):
 
     def GetPositions(self, request: pb.GetPositionsRequest, context: grpc.ServicerContext) -> pb.GetPositionsResponse:
         principal = self.gate.authenticate(context)
-        account = self._read_account(context, principal, request.account)
+        account = self.gate.read_scope(context, principal, request.account)
         records = self.core.query(lambda venue: position_records(venue, account))
         return pb.GetPositionsResponse(positions=[position_msg(r) for r in records])
 
     def StreamOrderEvents(self, request: pb.StreamOrderEventsRequest, context: grpc.ServicerContext) -> Iterator[pb.OrderEvent]:
         principal = self.gate.authenticate(context)
-        account = self._read_account(context, principal, request.account)
+        account = self.gate.read_scope(context, principal, request.account)
         symbol = request.symbol or None
 
         def accept(_topic: str, item: dict[str, Any]) -> bool:

@@ -44,15 +44,14 @@ class RiskService(pb_grpc.RiskServiceServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
 
     def GetLimits(self, request: pb.GetLimitsRequest, context: grpc.ServicerContext) -> pb.GetLimitsResponse:
-        principal = self.gate.check(context, "read")
-        if request.account and principal.role == "trader":
-            self.gate.authorize(context, principal, "read", request.account)
+        principal = self.gate.check(context, "read", request.account or None)
 
         def build(venue: Venue) -> list[pb.RiskLimit]:
             return [
                 pb.RiskLimit(key=k, value="none" if v is None else fmt(v), account=a or "", symbol=s or "")
                 for a, s, k, v in venue.limits.entries()
-                if (not request.account or a in (None, request.account)) and (not request.symbol or s in (None, request.symbol))
+                if (a is None or principal.covers(a)) and (not request.account or a in (None, request.account))
+                and (not request.symbol or s in (None, request.symbol))
             ]
 
         return pb.GetLimitsResponse(limits=self.core.query(build))
