@@ -22,6 +22,7 @@ from tradsys.daemon.auth import issue_token
 from tradsys.proto import common_pb2 as common
 from tradsys.proto import orders_pb2 as pb
 from tradsys.proto import orders_pb2_grpc as pb_grpc
+from tradsys.proto import ws_pb2
 
 BUY, SELL = common.SIDE_BUY, common.SIDE_SELL
 ACCOUNTS = ("alice", "bob")
@@ -205,3 +206,105 @@ def test_ws_order_and_position_channels_follow_the_token(world: World, role: str
 
     seen = asyncio.run(asyncio.wait_for(main(), 120))
     assert seen == {(kind, account) for kind in ("order_event", "position") for account in reads}
+
+
+# -- order entry -----------------------------------------------------------------------------------
+
+TRANSPORTS = ("unary", "stream", "ws", "ws2")
+
+
+def enter(world: World, transport: str, token: str, kind: str, body: Any) -> tuple[str, str]:
+    """One order-entry request over a transport: ("ok", order id) or (error code name, message)."""
+    if transport == "unary":
+        call = {"place": world.stub.PlaceOrder, "cancel": world.stub.CancelOrder, "amend": world.stub.AmendOrder,
+                "cancel_all": world.stub.CancelAll}[kind]
+        meta = (("authorization", f"Bearer {token}"),)
+        try:
+            reply = call(body, metadata=meta, timeout=10)
+        except grpc.RpcError as exc:
+            return exc.code().name.lower(), exc.details()
+        return "ok", reply.order.order_id if kind != "cancel_all" else ""
+    if transport == "stream":
+        meta = (("authorization", f"Bearer {token}"),)
+        batch = pb.OrderBatch(seq=1, requests=[pb.OrderRequest(**{kind: body})])
+        (ack,) = list(world.stub.OrderEntry(iter([batch]), metadata=meta, timeout=10))
+        (result,) = ack.results
+        if result.status != common.ORDER_STATUS_REJECTED:
+            return "ok", result.order_id
+        return common.ErrorCode.Name(result.error.code).removeprefix("ERROR_CODE_").lower(), result.error.message
+    return asyncio.run(asyncio.wait_for(_enter_ws(world, transport, token, kind, body), 30))
+
+
+async def _enter_ws(world: World, transport: str, token: str, kind: str, body: Any) -> tuple[str, str]:
+    url = f"ws://{world.daemon.http}/{'ws' if transport == 'ws' else 'ws/v2'}?token={token}"
+    async with connect(url) as ws:
+        if transport == "ws":
+            await ws.send(json.dumps({"type": kind, "id": 1, **as_json(kind, body)}))
+            reply = json.loads(await ws.recv())
+            if reply["type"] == "error":
+                return reply["error"]["code"], reply["error"]["message"]
+            return "ok", reply["result"].get("order", {}).get("id", "")
+        await ws.send(ws_pb2.Envelope(id=1, **{kind: body}).SerializeToString())
+        env = ws_pb2.Envelope()
+        env.ParseFromString(await ws.recv())
+        if env.WhichOneof("body") == "error":
+            return common.ErrorCode.Name(env.error.code).removeprefix("ERROR_CODE_").lower(), env.error.message
+        result = getattr(env.result, kind)
+        return "ok", result.order.order_id if kind != "cancel_all" else ""
+
+
+def as_json(kind: str, body: Any) -> dict[str, Any]:
+    if kind == "place":
+        return {"order": {"account": body.account, "symbol": body.symbol, "side": "buy" if body.side == BUY else "sell",
+                          "qty": body.qty, "price": body.price}}
+    if kind == "cancel_all":
+        return {"account": body.account}
+    if kind == "amend":
+        return {"order_id": body.order_id, "new_open_qty": body.new_open_qty}
+    return {"order_id": body.order_id}
+
+
+def requests_on(world: World, account: str) -> dict[str, Any]:
+    order = world.resting[account]
+    return {
+        "place": pb.PlaceOrderRequest(account=account, symbol="ETH-USD", side=BUY, qty="0.01", price="98"),
+        "cancel": pb.CancelOrderRequest(order_id=order),
+        "amend": pb.AmendOrderRequest(order_id=order, new_open_qty="0.02"),
+        "cancel_all": pb.CancelAllRequest(account=account),
+    }
+
+
+@pytest.mark.parametrize(
+    ("role", "accounts", "target", "message"),
+    [
+        ("trader", ("alice",), "bob", "role trader may trade accounts [alice], not bob"),
+        ("viewer", ("alice",), "alice", "role viewer may not trade; needs role trader or admin"),
+    ],
+    ids=["trader-on-another-account", "viewer-on-its-own-account"],
+)
+def test_one_refusal_for_trading_without_the_right_on_every_transport(
+    world: World, role: str, accounts: tuple[str, ...], target: str, message: str
+) -> None:
+    token = world.token(role, accounts)
+    got = {
+        (transport, kind): enter(world, transport, token, kind, body)
+        for transport in TRANSPORTS
+        for kind, body in requests_on(world, target).items()
+        if not (transport == "stream" and kind == "cancel_all")  # not a request of the stream
+    }
+    assert got == {key: ("permission_denied", message) for key in got}
+    order = world.stub.GetOrder(pb.GetOrderRequest(order_id=world.resting[target]), metadata=world.meta()).order
+    assert order.status == common.ORDER_STATUS_NEW and order.open_qty == "0.01", "the order is untouched"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_trader_trades_its_own_account_on_every_transport(world: World, transport: str) -> None:
+    token = world.token("trader", ("alice",))
+    place = pb.PlaceOrderRequest(symbol="ETH-USD", side=BUY, qty="0.01", price="97")
+    status, order_id = enter(world, transport, token, "place", place)
+    assert status == "ok" and order_id, (status, order_id)
+    for kind, body in (("amend", pb.AmendOrderRequest(order_id=order_id, new_open_qty="0.02")),
+                       ("cancel", pb.CancelOrderRequest(order_id=order_id))):
+        assert enter(world, transport, token, kind, body) == ("ok", order_id), kind
+    order = world.stub.GetOrder(pb.GetOrderRequest(order_id=order_id), metadata=world.meta()).order
+    assert order.account == "alice" and order.status == common.ORDER_STATUS_CANCELLED
