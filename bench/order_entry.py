@@ -66,17 +66,15 @@ BLOCK = 100
 
 FLOOR_DAEMON = """
 import sys
-from tradsys.daemon.rpc import convert, gate, orders
+from tradsys.daemon import entry
+from tradsys.daemon.rpc import orders
 from tradsys.proto import orders_pb2 as pb
 
 answer = pb.PlaceOrderResponse(order=pb.Order(order_id="1", account="bench1", symbol="ETH-USD", price="3000.00",
                                               qty="0.010", open_qty="0.010", filled_qty="0", status=1, created_ns=1))
 
 def place(self, request, context):
-    principal = self.gate.authenticate(context)
-    account = gate.default_account(context, principal, request.account)
-    self.gate.authorize(context, principal, "trade", account)
-    convert.place_command(request, account)
+    entry.command(self.gate.authenticate(context), "place", request, self.store.get_order)
     return answer
 
 orders.OrderService.PlaceOrder = place

@@ -13,6 +13,7 @@ import pytest
 from tests.cli.conftest import Run, best, env_for, lines, tradsys
 from tests.conftest import DaemonProcess, eventually, free_port, start_daemon
 from tradsys.cli.app import app
+from tradsys.daemon.auth import issue_token, load_secret
 
 
 def ok(result) -> dict:  # type: ignore[no-untyped-def]
@@ -137,6 +138,20 @@ def test_auth_errors_exit_4(run: Run, daemon: DaemonProcess) -> None:
     assert denied.exit_code == 4 and "may not trade" in denied.stderr
     assert run("--token", viewer, "market", "list").exit_code == 0, "a viewer reads"
     assert run("--token", viewer, "risk", "kill", "on").exit_code == 4
+
+
+def test_a_trader_reads_and_trades_its_own_account_only(run: Run, daemon: DaemonProcess) -> None:
+    trader = issue_token(load_secret(daemon.home), "trader", ["tara"])
+    bid, _ask = best(run)
+    placed = ok(run("--token", trader, "order", "place", "BTC-USD", "buy", "0.01", "--price", str(bid - 50), "--json"))
+    assert placed["order"]["account"] == "tara", "the token's only account"
+    assert [o["order_id"] for o in ok(run("--token", trader, "order", "list", "--json"))["orders"]] == [
+        placed["order"]["order_id"]]
+    assert ok(run("--token", trader, "positions", "--json")) == {"positions": []}
+    for args in (["order", "list"], ["positions"], ["fills"]):
+        denied = run("--token", trader, *args, "--account", "bob")
+        assert denied.exit_code == 4, (args, denied.stdout)
+        assert denied.stderr.strip() == "auth: role trader may read accounts [tara], not bob", args
 
 
 def test_no_daemon_exit_3_real_process(tmp_path, daemon: DaemonProcess) -> None:  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from typer.testing import CliRunner, Result
 
 from tradsys.cli.auth import auth_app, parse_ttl
 from tradsys.daemon.auth import (
+    AccountRequired,
     AuthError,
     PermissionDenied,
     Principal,
@@ -25,6 +26,8 @@ from tradsys.daemon.auth import (
     issue_token,
     load_secret,
     parse_bearer,
+    read_scope,
+    readable,
     require,
     verify_token,
 )
@@ -77,6 +80,12 @@ def test_round_trip() -> None:
     assert principal.expires is not None and int(principal.expires.timestamp()) == claims["exp"]
 
 
+@pytest.mark.parametrize("accounts", [[], ["a1", "a2"], ["*"]])
+def test_viewer_tokens_name_what_they_read(accounts: list[str]) -> None:
+    principal = verify_token(SECRET, issue_token(SECRET, "viewer", accounts))
+    assert (principal.role, principal.accounts) == (Role.VIEWER, tuple(accounts))
+
+
 def test_admin_token_covers_all_accounts_and_may_not_expire() -> None:
     principal = verify_token(SECRET, issue_token(SECRET, Role.ADMIN))
     assert (principal.role, principal.accounts, principal.expires) == (Role.ADMIN, ("*",), None)
@@ -87,7 +96,6 @@ def test_admin_token_covers_all_accounts_and_may_not_expire() -> None:
     ("role", "accounts", "ttl", "message"),
     [
         ("trader", [], None, "needs at least one account"),
-        ("viewer", ["a1"], None, "traders only"),
         ("admin", ["a1"], None, "covers every account"),
         ("root", [], None, "role must be one of viewer, trader, admin"),
         ("trader", ["a1"], timedelta(seconds=-1), "ttl must be positive"),
@@ -177,18 +185,40 @@ def test_parse_bearer() -> None:
 
 # -- roles ------------------------------------------------------------------------------------------
 
-VIEWER = Principal("v", Role.VIEWER, (), None)
+VIEWER = Principal("v", Role.VIEWER, ("a1",), None)
+BLIND = Principal("v", Role.VIEWER, (), None)
 TRADER = Principal("t", Role.TRADER, ("a1",), None)
+TRADERS = Principal("t", Role.TRADER, ("a1", "a3"), None)
+EVERY_TRADER = Principal("t", Role.TRADER, ("*",), None)
+EVERY_VIEWER = Principal("v", Role.VIEWER, ("*",), None)
 ADMIN = Principal("root", Role.ADMIN, ("*",), None)
+EVERY = {"a1", "a2", "a3", "*"}
 
 
-def test_can() -> None:
-    assert all(p.can("read") and p.can("read", "a2") for p in (VIEWER, TRADER, ADMIN))
-    assert not VIEWER.can("trade", "a1") and not VIEWER.can("admin")
-    assert TRADER.can("trade", "a1") and not TRADER.can("trade", "a2") and not TRADER.can("admin")
-    assert not TRADER.can("trade"), "trading without naming the account fails closed"
-    assert ADMIN.can("trade", "anything") and ADMIN.can("trade") and ADMIN.can("admin")
-    assert Principal("t", Role.TRADER, ("*",), None).can("trade", "zz")
+@pytest.mark.parametrize(
+    ("principal", "reads", "trades"),
+    [
+        (BLIND, set(), set()),
+        (VIEWER, {"a1"}, set()),
+        (EVERY_VIEWER, EVERY, set()),
+        (TRADER, {"a1"}, {"a1"}),
+        (TRADERS, {"a1", "a3"}, {"a1", "a3"}),
+        (EVERY_TRADER, EVERY, EVERY),
+        (ADMIN, EVERY, EVERY),
+    ],
+    ids=["viewer-none", "viewer-a1", "viewer-*", "trader-a1", "trader-a1,a3", "trader-*", "admin"],
+)
+def test_the_rule(principal: Principal, reads: set[str], trades: set[str]) -> None:
+    """Role x account: an account is read (and, by a trader, traded) only through a token naming it."""
+    for account in ("a1", "a2", "a3", "*"):
+        assert principal.can("read", account) == (account in reads), account
+        assert principal.can("trade", account) == (account in trades), account
+    assert principal.can("read"), "data of no account (market data) is for every role"
+    assert principal.can("trade") == ("*" in trades), "trading without naming the account fails closed"
+    assert principal.can("admin") == (principal is ADMIN)
+
+
+def test_can_coerces_and_refuses_unknown_actions() -> None:
     assert Principal("t", "admin", [], None).can("admin"), "plain strings are coerced"  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown action"):
         TRADER.can("delete")
@@ -201,6 +231,9 @@ def test_can() -> None:
         (TRADER, "trade", None, r"role trader may trade accounts \[a1\] only; name the account"),
         (VIEWER, "trade", "a1", "role viewer may not trade; needs role trader or admin"),
         (TRADER, "admin", None, "role trader may not perform admin actions; needs role admin"),
+        (TRADER, "read", "a2", r"role trader may read accounts \[a1\], not a2"),
+        (BLIND, "read", "a1", "role viewer may read no accounts, not a1"),
+        (TRADERS, "read", "*", r"role trader may read accounts \[a1, a3\], not every account; name the account"),
     ],
 )
 def test_require_says_what_was_needed(principal: Principal, action: str, account: str | None, message: str) -> None:
@@ -210,7 +243,27 @@ def test_require_says_what_was_needed(principal: Principal, action: str, account
 
 def test_require_allows() -> None:
     require(TRADER, "trade", "a1")
+    require(VIEWER, "read", "a1")
     require(ADMIN, "admin")
+
+
+@pytest.mark.parametrize(
+    ("principal", "account", "scope"),
+    [(TRADER, "", "a1"), (TRADER, "a1", "a1"), (VIEWER, "", "a1"), (TRADERS, "a3", "a3"),
+     (EVERY_VIEWER, "", None), (EVERY_VIEWER, "a2", "a2"), (ADMIN, "", None)],
+)
+def test_read_scope(principal: Principal, account: str, scope: str | None) -> None:
+    assert read_scope(principal, account) == scope
+
+
+def test_read_scope_refuses() -> None:
+    with pytest.raises(PermissionDenied, match="not a2"):
+        read_scope(TRADER, "a2")
+    with pytest.raises(AccountRequired, match="the token allows several"):
+        read_scope(TRADERS, "")
+    with pytest.raises(PermissionDenied, match="the viewer token names no accounts: it reads market data only"):
+        readable(BLIND)
+    assert readable(TRADERS) == {"a1", "a3"} and readable(EVERY_TRADER) is None
 
 
 # -- secret files -----------------------------------------------------------------------------------

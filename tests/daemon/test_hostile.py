@@ -374,8 +374,8 @@ def test_a_trader_cannot_act_on_another_account(hd: DaemonProcess) -> None:
                                                    price="1.00", qty="0.01")),
         pb.OrderRequest(cancel=pb.CancelOrderRequest(order_id=admin_order.order_id)),
     ])]), metadata=alice))
-    codes = [r.error.code for r in acks[0].results]
-    assert codes == [common.ERROR_CODE_PERMISSION_DENIED, common.ERROR_CODE_NOT_FOUND]
+    assert [(r.error.code, r.error.message) for r in acks[0].results] == [
+        (common.ERROR_CODE_PERMISSION_DENIED, "role trader may trade accounts [alice], not bob")] * 2
 
     async def ws() -> None:
         async with connect(f"ws://{hd.http}/ws?token={token(hd, 'trader', 'alice')}") as conn:

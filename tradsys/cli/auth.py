@@ -37,9 +37,11 @@ def _fail(code: int, message: str) -> typer.Exit:
 
 @auth_app.command()
 def token(
-    role: Annotated[Role, typer.Option("--role", help="viewer reads; trader also trades its accounts; admin does all.")],
+    role: Annotated[Role, typer.Option("--role", help="viewer reads its accounts; trader also trades them; admin does all.")],
     account: Annotated[
-        list[str] | None, typer.Option("--account", help="Account a trader may trade (repeatable; '*' = all).")
+        list[str] | None,
+        typer.Option("--account", help="Account a viewer reads, or a trader reads and trades (repeatable; "
+                                       "'*' = all). A viewer token naming none reads market data only."),
     ] = None,
     ttl: Annotated[str, typer.Option("--ttl", help="Lifetime: 30m, 1h, 7d, 2w, or none.")] = "1h",
     subject: Annotated[str, typer.Option("--subject", help="Who the token is for (its sub claim).")] = "cli",

@@ -54,6 +54,10 @@ class PermissionDenied(Exception):
     """A valid principal asking for more than its role allows."""
 
 
+class AccountRequired(Exception):
+    """A request that leaves its account to the token, when the token does not name exactly one."""
+
+
 class SecretError(Exception):
     """The secret file is missing or unusable."""
 
@@ -63,26 +67,33 @@ class Principal:
     subject: str
     role: Role
     accounts: tuple[str, ...]
-    """Accounts a trader may trade; ("*",) means all (always so for admin)."""
+    """Accounts the token names: a trader trades and reads them, a viewer reads them; ("*",) names
+    every account (always so for admin)."""
     expires: datetime | None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "role", _role(self.role))
         object.__setattr__(self, "accounts", tuple(self.accounts))
 
-    def can(self, action: str, account: str | None = None) -> bool:
-        """Reads are open to every role; trading is per account; admin is admin only.
+    def covers(self, account: str) -> bool:
+        """Whether the token names `account`; ALL_ACCOUNTS asks whether it names every account."""
+        return self.role is Role.ADMIN or ALL_ACCOUNTS in self.accounts or account in self.accounts
 
-        Trading without naming an account is allowed only to principals that may trade every
-        account, so a caller that forgets the account fails closed.
+    def can(self, action: str, account: str | None = None) -> bool:
+        """The one rule: admin does everything; an account's orders, fills and positions are read,
+        and (by traders) traded, only through a token that names the account.
+
+        `read` without an account is a read of no account's data (market data, risk state, alerts):
+        every role may. `trade` without an account means every account, so a caller that forgets
+        the account fails closed.
         """
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
-        if self.role is Role.ADMIN or action == "read":
+        if self.role is Role.ADMIN:
             return True
-        if action == "admin" or self.role is not Role.TRADER:
-            return False
-        return ALL_ACCOUNTS in self.accounts or (account is not None and account in self.accounts)
+        if action == "read":
+            return account is None or self.covers(account)
+        return action == "trade" and self.role is Role.TRADER and self.covers(account or ALL_ACCOUNTS)
 
 
 def require(principal: Principal, action: str, account: str | None = None) -> None:
@@ -92,12 +103,42 @@ def require(principal: Principal, action: str, account: str | None = None) -> No
     role = principal.role.value
     if action == "admin":
         raise PermissionDenied(f"role {role} may not perform admin actions; needs role admin")
+    allowed = f"accounts [{', '.join(principal.accounts)}]" if principal.accounts else "no accounts"
+    if action == "read":
+        wanted = "every account; name the account" if account == ALL_ACCOUNTS else account
+        raise PermissionDenied(f"role {role} may read {allowed}, not {wanted}")
     if principal.role is not Role.TRADER:
         raise PermissionDenied(f"role {role} may not trade; needs role trader or admin")
-    allowed = f"[{', '.join(principal.accounts)}]"
     if account is None:
-        raise PermissionDenied(f"role trader may trade accounts {allowed} only; name the account")
-    raise PermissionDenied(f"role trader may trade accounts {allowed}, not {account}")
+        raise PermissionDenied(f"role trader may trade {allowed} only; name the account")
+    raise PermissionDenied(f"role trader may trade {allowed}, not {account}")
+
+
+def own_account(principal: Principal, account: str) -> str:
+    """The account a request is for: the one it names, else the one its token names."""
+    if account:
+        return account
+    if len(principal.accounts) == 1 and principal.accounts[0] != ALL_ACCOUNTS:
+        return principal.accounts[0]
+    raise AccountRequired(f"account is required (the token {'allows several' if principal.accounts else 'names none'})")
+
+
+def readable(principal: Principal) -> frozenset[str] | None:
+    """Accounts whose orders, fills and positions `principal` reads; None for every account."""
+    if principal.covers(ALL_ACCOUNTS):
+        return None
+    if not principal.accounts:
+        raise PermissionDenied(f"the {principal.role.value} token names no accounts: it reads market data only")
+    return frozenset(principal.accounts)
+
+
+def read_scope(principal: Principal, account: str) -> str | None:
+    """The account a read of orders, fills or positions is filtered to: the one named, else the
+    token's only one, or None (every account) for a token that names every account."""
+    if account:
+        require(principal, "read", account)
+        return account
+    return None if readable(principal) is None else own_account(principal, "")
 
 
 # -- tokens ----------------------------------------------------------------------------------------
@@ -111,7 +152,11 @@ def _role(value: Role | str) -> Role:
 
 
 def token_accounts(role: Role | str, accounts: Iterable[str]) -> list[str]:
-    """The `accounts` claim for `role`, refusing combinations that would mislead the holder."""
+    """The `accounts` claim for `role`, refusing combinations that would mislead the holder.
+
+    A viewer token may name none: it then reads market data, risk state and alerts, but no
+    account's orders, fills or positions.
+    """
     role, accounts = _role(role), list(dict.fromkeys(accounts))
     if not all(accounts):
         raise ValueError("account ids must not be empty")
@@ -119,8 +164,6 @@ def token_accounts(role: Role | str, accounts: Iterable[str]) -> list[str]:
         if accounts not in ([], [ALL_ACCOUNTS]):
             raise ValueError("an admin token covers every account; do not name accounts")
         return [ALL_ACCOUNTS]
-    if role is Role.VIEWER and accounts:
-        raise ValueError("a viewer token reads every account; accounts apply to traders only")
     if role is Role.TRADER and not accounts:
         raise ValueError("a trader token needs at least one account")
     return accounts

@@ -23,10 +23,11 @@ from google.protobuf.message import DecodeError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from tradsys.daemon.auth import AuthError, PermissionDenied, Principal, Role, require, verify_token
+from tradsys.daemon.auth import AuthError, PermissionDenied, Principal, readable, verify_token
 from tradsys.daemon.config import ConfigError
-from tradsys.daemon.core import Core, Unavailable
+from tradsys.daemon.core import Core, Overloaded, Unavailable
 from tradsys.daemon.book_feed import MAX_DEPTH, BookView, book_topic
+from tradsys.daemon.entry import READS_HISTORY, Refused, answer, command, outcomes
 from tradsys.daemon.feeds import Feeds
 from tradsys.daemon.hub import LAGGING, Hub, LoopInbox, LoopSubscription
 from tradsys.daemon.logs import log_event
@@ -34,18 +35,13 @@ from tradsys.daemon.rpc.convert import (
     SIDE_CODES,
     TIF_CODES,
     TYPE_CODES,
-    BadRequest,
     bar_msg,
-    fill_msg,
+    entry_response,
     levels,
     order_event_msg,
-    order_msg,
-    place_command,
     position_msg,
     trade_msg,
 )
-from tradsys.daemon.rpc.gate import error_code
-from tradsys.daemon.rpc.orders import outcomes
 from tradsys.proto import common_pb2 as common
 from tradsys.proto import marketdata_pb2 as md
 from tradsys.proto import orders_pb2 as pb
@@ -358,14 +354,8 @@ class ProtoCodec:
                                                  expires_ns=result["expires_ns"]))
         elif kind in ("subscribe", "unsubscribe"):
             res.subscriptions.CopyFrom(ws_pb2.SubscriptionsResult(channels=result["channels"]))
-        elif kind == "place":
-            res.place.CopyFrom(pb.PlaceOrderResponse(order=order_msg(result["order"]),
-                                                     fills=[fill_msg(f) for f in result["fills"]]))
-        elif kind in ("cancel", "amend"):
-            cls = pb.CancelOrderResponse if kind == "cancel" else pb.AmendOrderResponse
-            getattr(res, kind).CopyFrom(cls(order=order_msg(result["order"])))
-        elif kind == "cancel_all":
-            res.cancel_all.CopyFrom(pb.CancelAllResponse(order_ids=result["order_ids"]))
+        elif kind in TRADING:
+            getattr(res, kind).CopyFrom(entry_response(kind, result))
         return ws_pb2.Envelope(id=rid, type="result", result=res).SerializeToString()
 
     def error(self, rid: Any, exc: WsError) -> bytes:
@@ -493,7 +483,10 @@ class WsServer:
             if symbol in self.symbols and interval in self.feeds.intervals:
                 return f"bars:{symbol}", lambda _topic, bar: bar["interval"] == interval
         if kind in ("orders", "positions") and not rest:
-            mine = _readable(principal)
+            try:
+                mine = readable(principal)
+            except PermissionDenied as exc:
+                raise WsError("permission_denied", str(exc)) from None
             if mine is None:
                 return kind, None
             if kind == "orders":
@@ -510,14 +503,6 @@ class WsServer:
 
 _DEPTHS = frozenset(str(n) for n in range(1, MAX_DEPTH + 1))
 """The N of `book:SYM:N`, spelled one way only so that a channel is its hub topic."""
-
-
-def _readable(principal: Principal) -> frozenset[str] | None:
-    """Accounts whose order and position events a principal sees; None for all (viewers and admins,
-    as over gRPC: traders see their own accounts only)."""
-    if principal.role is Role.TRADER and "*" not in principal.accounts:
-        return frozenset(principal.accounts)
-    return None
 
 
 @dataclass(slots=True)
@@ -740,80 +725,31 @@ class Session:
 
     async def _trade(self, req: Request) -> None:
         try:
-            kind, result = await self._order_request(req.kind, req.body)
-            self._reply(req.id, kind, result)
-        except WsError as exc:
-            self._error(req.id, exc)
+            self._reply(req.id, req.kind, await self._order_request(req.kind, req.body))
+        except Refused as refused:
+            self._error(req.id, WsError(refused.code, refused.message or refused.reason, refused.reason))
+        except Overloaded as exc:
+            self._error(req.id, WsError("rate_limited", str(exc)))
+        except Unavailable as exc:
+            self._error(req.id, WsError("internal", f"unavailable: {exc}"))
         except Exception:
             log.exception("ws.request_failed", extra={"fields": {"type": req.kind}})
             self._error(req.id, WsError("internal", "internal error"))
         finally:
             self.inflight -= 1
 
-    async def _order_request(self, kind: str, body: Any) -> tuple[str, dict[str, Any]]:
-        """The same checks and journal commands as the gRPC OrderService."""
-        principal = self.principal
+    async def _order_request(self, kind: str, body: Any) -> dict[str, Any]:
+        """The order-entry path of every transport (`entry`), with the order history read off the loop."""
+        principal, find = self.principal, self.server.store.get_order
         assert principal is not None
-        if kind == "place":
-            account = body.account or _single(principal)
-            if not account:
-                raise WsError("invalid_argument", "account is required (the token allows several)")
-            _require(principal, account)
-            try:
-                cmd = place_command(body, account)
-            except BadRequest as exc:
-                raise WsError("invalid_argument", str(exc)) from None
-            result = await self._run(cmd)
-            own = [f for f in result["fills"] if f["order_id"] == result["order"]["id"]]
-            return kind, {"order": result["order"], "fills": own}
-        if kind in ("cancel", "amend"):
-            if not body.order_id:
-                raise WsError("invalid_argument", "order_id is required")
-            row = await self.loop.run_in_executor(None, self.server.store.get_order, body.order_id)
-            if row is None:
-                raise WsError("not_found", f"no order {body.order_id!r}")
-            _require(principal, row["account"])
-            cmd: dict[str, Any] = {"op": kind, "id": body.order_id, "account": row["account"]}
-            if kind == "amend":
-                if body.new_price:
-                    cmd["price"] = body.new_price
-                if body.new_open_qty:
-                    cmd["qty"] = body.new_open_qty
-                if len(cmd) == 3:
-                    raise WsError("invalid_argument", "amend needs new_price or new_open_qty")
-            result = await self._run(cmd)
-            return kind, {"order": result["order"]}
-        # cancel_all
-        account = body.account or (None if principal.role is Role.ADMIN else _single(principal))
-        if account == "" or (account is None and principal.role is not Role.ADMIN):
-            raise WsError("invalid_argument", "account is required (the token allows several)")
-        if account is None:
-            try:
-                require(principal, "admin")
-            except PermissionDenied as exc:
-                raise WsError("permission_denied", str(exc)) from None
+        if kind in READS_HISTORY:
+            cmd = await self.loop.run_in_executor(None, command, principal, kind, body, find)
         else:
-            _require(principal, account)
-        cmd = {"op": "cancel_all"}
-        if account:
-            cmd["account"] = account
-        if body.symbol:
-            cmd["symbol"] = body.symbol
-        result = await self._run(cmd)
-        return kind, {"order_ids": result["cancelled"]}
-
-    async def _run(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        try:
-            # Shielded: a session that ends mid-request must not cancel the engine's future (the
-            # engine thread would then fail resolving it); the order still happens, unacknowledged.
-            (result,) = await asyncio.shield(asyncio.wrap_future(self.server.core.submit([cmd], outcomes)))
-        except Unavailable as exc:
-            raise WsError("internal", f"unavailable: {exc}") from None
-        if "rejected" in result:
-            reason = result["rejected"]
-            code = common.ErrorCode.Name(error_code(reason))
-            raise WsError(code.removeprefix("ERROR_CODE_").lower(), result["message"] or reason, reason=reason)
-        return result
+            cmd = command(principal, kind, body, find)
+        # Shielded: a session that ends mid-request must not cancel the engine's future (the
+        # engine thread would then fail resolving it); the order still happens, unacknowledged.
+        (result,) = await asyncio.shield(asyncio.wrap_future(self.server.core.submit([cmd], outcomes)))
+        return answer(kind, result)
 
     # -- pushes ---------------------------------------------------------------------------
 
@@ -882,14 +818,3 @@ class Session:
         )
         book.seq = view.seq
         return self.codec.push(view.channel, view)
-
-
-def _single(principal: Principal) -> str:
-    return principal.accounts[0] if len(principal.accounts) == 1 and principal.accounts[0] != "*" else ""
-
-
-def _require(principal: Principal, account: str) -> None:
-    try:
-        require(principal, "trade", account)
-    except PermissionDenied as exc:
-        raise WsError("permission_denied", str(exc)) from None

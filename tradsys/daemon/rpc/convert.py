@@ -93,6 +93,16 @@ def fill_msg(r: dict[str, Any]) -> pb.Fill:
     )
 
 
+def entry_response(kind: str, answer: dict[str, Any]) -> Any:
+    """The orders.proto response to an order-entry request, from its answer (`entry.answer`)."""
+    if kind == "place":
+        return pb.PlaceOrderResponse(order=order_msg(answer["order"]), fills=[fill_msg(f) for f in answer["fills"]])
+    if kind == "cancel_all":
+        return pb.CancelAllResponse(order_ids=answer["order_ids"])
+    response = pb.CancelOrderResponse if kind == "cancel" else pb.AmendOrderResponse
+    return response(order=order_msg(answer["order"]))
+
+
 def position_msg(r: dict[str, Any]) -> pb.Position:
     return pb.Position(
         account=r["account"], symbol=r["symbol"], qty=r["qty"], avg_price=r["avg_price"] or "",

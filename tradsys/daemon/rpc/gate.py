@@ -6,7 +6,18 @@ from typing import NoReturn
 
 import grpc
 
-from tradsys.daemon.auth import AuthError, PermissionDenied, Principal, parse_bearer, require, verify_token
+from tradsys.daemon.auth import (
+    AccountRequired,
+    AuthError,
+    PermissionDenied,
+    Principal,
+    own_account,
+    parse_bearer,
+    read_scope,
+    require,
+    verify_token,
+)
+from tradsys.daemon.core import Overloaded, Unavailable
 from tradsys.proto import common_pb2 as common
 
 INVALID = {
@@ -51,6 +62,11 @@ def error_code(reason: str) -> int:
     return REASON_CODES.get(reason) or STATUS_CODES.get(status_for(reason), common.ERROR_CODE_RISK_REJECTED)
 
 
+def unavailable_status(exc: Unavailable) -> grpc.StatusCode:
+    """A full engine queue is the client's to back off from; anything else is the daemon's state."""
+    return grpc.StatusCode.RESOURCE_EXHAUSTED if isinstance(exc, Overloaded) else grpc.StatusCode.UNAVAILABLE
+
+
 def refuse(context: grpc.ServicerContext, reason: str, message: str) -> NoReturn:
     context.set_trailing_metadata((("tradsys-reason", reason),))
     context.abort(status_for(reason), f"rejected: {reason} ({message})" if message else f"rejected: {reason}")
@@ -89,13 +105,26 @@ class Gate:
         try:
             require(principal, action, account)
         except PermissionDenied as exc:
-            self._refused("permission_denied", action)
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            self.deny(context, str(exc), action)
+
+    def deny(self, context: grpc.ServicerContext, message: str, action: str) -> NoReturn:
+        """Abort PERMISSION_DENIED, counted by the action refused."""
+        self._refused("permission_denied", action)
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
 
     def check(self, context: grpc.ServicerContext, action: str, account: str | None = None) -> Principal:
         principal = self.authenticate(context)
         self.authorize(context, principal, action, account)
         return principal
+
+    def read_scope(self, context: grpc.ServicerContext, principal: Principal, account: str) -> str | None:
+        """The account a read of orders, fills or positions is filtered to (`auth.read_scope`)."""
+        try:
+            return read_scope(principal, account)
+        except PermissionDenied as exc:
+            self.deny(context, str(exc), "read")
+        except AccountRequired as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
     def _refused(self, kind: str, detail: str) -> None:
         if self._on_refusal is not None:
@@ -104,8 +133,7 @@ class Gate:
 
 def default_account(context: grpc.ServicerContext, principal: Principal, account: str) -> str:
     """An empty account means the caller's only account; anything else must be named."""
-    if account:
-        return account
-    if len(principal.accounts) == 1 and principal.accounts[0] != "*":
-        return principal.accounts[0]
-    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "account is required (the token allows several)")
+    try:
+        return own_account(principal, account)
+    except AccountRequired as exc:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

@@ -6,7 +6,7 @@ import grpc
 
 from tradsys.daemon.core import Core, Unavailable
 from tradsys.daemon.rpc.convert import BadRequest, place_command
-from tradsys.daemon.rpc.gate import Gate, default_account, refuse
+from tradsys.daemon.rpc.gate import Gate, default_account, refuse, unavailable_status
 from tradsys.engine import Rejected, Venue
 from tradsys.engine.commands import build_order, fmt
 from tradsys.proto import risk_pb2 as pb
@@ -41,18 +41,17 @@ class RiskService(pb_grpc.RiskServiceServicer):
         try:
             return self.core.execute(commands, render)
         except Unavailable as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            context.abort(unavailable_status(exc), str(exc))
 
     def GetLimits(self, request: pb.GetLimitsRequest, context: grpc.ServicerContext) -> pb.GetLimitsResponse:
-        principal = self.gate.check(context, "read")
-        if request.account and principal.role == "trader":
-            self.gate.authorize(context, principal, "read", request.account)
+        principal = self.gate.check(context, "read", request.account or None)
 
         def build(venue: Venue) -> list[pb.RiskLimit]:
             return [
                 pb.RiskLimit(key=k, value="none" if v is None else fmt(v), account=a or "", symbol=s or "")
                 for a, s, k, v in venue.limits.entries()
-                if (not request.account or a in (None, request.account)) and (not request.symbol or s in (None, request.symbol))
+                if (a is None or principal.covers(a)) and (not request.account or a in (None, request.account))
+                and (not request.symbol or s in (None, request.symbol))
             ]
 
         return pb.GetLimitsResponse(limits=self.core.query(build))
