@@ -2,7 +2,6 @@
 
 import signal
 import threading
-from decimal import Decimal
 from pathlib import Path
 
 import pytest

@@ -20,7 +20,10 @@ from tradsys.proto import orders_pb2_grpc as pb_grpc
 
 MAX_PAGE = 1000
 MAX_UNACKED = 64
-"""Batches of one OrderEntry stream submitted and not yet acknowledged."""
+"""Batches of one OrderEntry stream submitted and not yet acknowledged..."""
+MAX_UNACKED_ORDERS = 5_000
+"""...and orders in them (a batch bigger than this goes alone): several streams together stay
+within the engine's queue bound instead of being refused by it."""
 STATUS_CODES = {
     "invalid_argument": grpc.StatusCode.INVALID_ARGUMENT,
     "not_found": grpc.StatusCode.NOT_FOUND,
@@ -132,15 +135,24 @@ class OrderService(pb_grpc.OrderServiceServicer):
 
     async def OrderEntry(self, request_iterator: AsyncIterator[pb.OrderBatch], context: grpc.aio.ServicerContext) -> None:
         """Many orders per message, pipelined: batches are submitted as they arrive and acked in
-        order. At most `MAX_UNACKED` batches wait for their acks; past that the stream stops
-        reading, so a client that sends faster than the engine applies is slowed, not buffered."""
+        order. Past `MAX_UNACKED` batches or `MAX_UNACKED_ORDERS` orders waiting for their acks the
+        stream stops reading, so a client that sends faster than the engine applies is slowed, not
+        buffered."""
         principal = await checked(context, self.gate.authenticate)
         pending: asyncio.Queue[tuple[int, Batch] | BaseException | None] = asyncio.Queue(MAX_UNACKED)
         loop = asyncio.get_running_loop()
+        unacked = 0
+        acked = asyncio.Event()
 
         async def read() -> None:
+            nonlocal unacked
             try:
                 async for batch in request_iterator:
+                    size = len(batch.requests)
+                    while unacked and unacked + size > MAX_UNACKED_ORDERS:
+                        acked.clear()
+                        await acked.wait()
+                    unacked += size
                     if any(req.WhichOneof("request") in READS_HISTORY for req in batch.requests):
                         # the order history is read to find each order's account: not on the loop
                         sent = await loop.run_in_executor(
@@ -164,6 +176,8 @@ class OrderService(pb_grpc.OrderServiceServicer):
                     results = await asyncio.wrap_future(batch.future) if batch.future is not None else []
                 except Unavailable as exc:
                     await context.abort(unavailable_status(exc), str(exc))
+                unacked -= len(batch.slots)
+                acked.set()
                 ack = pb.OrderBatchAck(seq=seq)
                 add = ack.results.add  # filled in place: appending a built message copies it
                 for outcome in batch.acks(results):
