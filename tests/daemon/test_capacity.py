@@ -2,15 +2,19 @@
 and past the configured limit a new stream is refused with a reason instead of hanging."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.capacity import Caller, Holder, with_streams
-from tests.conftest import DaemonProcess, eventually, quoted_daemon
+from tests.conftest import DaemonProcess, eventually, quoted_daemon, start_daemon
+from tradsys.proto import common_pb2 as common
 from tradsys.proto import marketdata_pb2 as md
 from tradsys.proto import marketdata_pb2_grpc as md_grpc
+from tradsys.proto import orders_pb2 as pb
+from tradsys.proto import orders_pb2_grpc as pb_grpc
 
 STREAMS = 1000
 
@@ -62,3 +66,25 @@ def test_the_health_check_answers_while_streams_hold_the_limit_and_the_next_is_r
                 call.cancel()
 
         eventually(opens, timeout=30)
+
+
+def test_work_beyond_the_engine_queue_is_refused_with_resource_exhausted(tmp_path: Path) -> None:
+    """`[engine] max_queued` bounds what waits for the engine: a stream batch bigger than it is
+    refused with a status naming the limit, and the daemon goes on serving."""
+    (tmp_path / "config.toml").write_text("[market]\nsimulate = false\n[engine]\nmax_queued = 10\n")
+    d = start_daemon(tmp_path)
+    try:
+        with d.channel() as channel:
+            orders = pb_grpc.OrderServiceStub(channel)
+            place = pb.PlaceOrderRequest(account="q", symbol="BTC-USD", side=common.SIDE_BUY,
+                                         type=common.ORDER_TYPE_LIMIT, price="100", qty="0.001")
+            batch = pb.OrderBatch(seq=1, requests=[pb.OrderRequest(place=place)] * 20)
+            with pytest.raises(grpc.RpcError) as refused:
+                list(orders.OrderEntry(iter([batch]), metadata=d.metadata(), timeout=10))
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "its limit is 10" in refused.value.details()
+            small = pb.OrderBatch(seq=2, requests=[pb.OrderRequest(place=place)] * 5)
+            (ack,) = list(orders.OrderEntry(iter([small]), metadata=d.metadata(), timeout=10))
+            assert [r.status for r in ack.results] == [common.ORDER_STATUS_NEW] * 5
+    finally:
+        d.kill(15)

@@ -111,7 +111,7 @@ class Daemon:
         self.core = core = Core(
             venue, self.store, next_order_number=self.store.next_order_number(), last_seq=last_seq,
             actors=([market] if market is not None else []) + [self.strategies],
-            snapshot_every=config.snapshot_every,
+            snapshot_every=config.snapshot_every, max_queued=config.max_queued,
             restore=lambda: self.store.recover(lambda: make_venue(config))[0],
         )
         self.feeds = Feeds(venue, self.hub)

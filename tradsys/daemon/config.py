@@ -60,6 +60,8 @@ class Config:
     """Open gRPC streams at most; the next is refused with RESOURCE_EXHAUSTED."""
     snapshot_every: int = 100_000
     """Commands between engine snapshots."""
+    max_queued: int = 50_000
+    """Commands waiting for the engine at most; past it a job is refused (RESOURCE_EXHAUSTED)."""
     durability: str = "fsync"
     """"fsync": an acknowledged command survives power loss (fsync per group commit).
     "process": it survives the daemon being killed (SIGKILL, crash) but not the machine losing
@@ -240,6 +242,7 @@ _CONVERTERS: dict[str, Converter] = {
     "max_message_bytes": _positive_int,
     "max_streams": _positive_int,
     "snapshot_every": _positive_int,
+    "max_queued": _positive_int,
     "durability": _choice("fsync", "process"),
 }
 
@@ -250,6 +253,7 @@ _TABLES: dict[str, dict[str, str]] = {
     "http": {"host": "http_host", "port": "http_port"},
     "log": {"format": "log_format", "level": "log_level"},
     "db": {"path": "db_path", "snapshot_every": "snapshot_every", "durability": "durability"},
+    "engine": {"max_queued": "max_queued"},
     "market": {"simulate": "simulate", "replay_data": "replay_data", "replay_speed": "replay_speed", "seed": "sim_seed",
                "taker_rate": "sim_taker_rate"},
     "accounts": {"initial_balance": "initial_balance", "currency": "currency"},
