@@ -61,8 +61,6 @@ class Rebuilt:
         """Left and subscribed again: updates sent before the leave may still arrive until the new snapshot."""
         self.updates = 0
         self.snapshots = 0
-        self.states: dict[int, Book] = {}
-        """seq -> the rebuilt book at that seq, for the seqs some GetBook also saw (filled in later)."""
         self.history: dict[int, int] = {}
         """seq -> hash of the rebuilt book at that seq."""
         self.kept: dict[int, Book] = {}

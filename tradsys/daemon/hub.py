@@ -1,58 +1,67 @@
 """Topic fan-out from the engine thread to many readers that must never slow it down.
 
-Publishing only appends to each subscriber's bounded queue. A subscriber that falls too far
-behind is cut off (its queue is closed with a reason) rather than growing memory or blocking
-the engine; readers decide what that means (a gRPC stream ends, a book view re-snapshots).
+Publishing only appends to each subscription's bounded inbox. A reader that falls too far behind
+is cut off (its inbox is closed with a reason) rather than growing memory or blocking the engine;
+readers decide what that means (a gRPC stream ends, a WebSocket book view re-snapshots).
 """
 
 import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 LAGGING = "lagging: the client did not keep up with the stream"
 UNSUBSCRIBED = "unsubscribed"
 
 
-class Subscription:
-    """A bounded, thread-safe inbox; `get` blocks, `close` wakes every waiter."""
+class Inbox(Protocol):
+    """Where a subscription's items go: bounded, never blocking the publisher."""
 
-    def __init__(self, topics: frozenset[str], maxsize: int, accept: Callable[[str, Any], bool] | None) -> None:
+    def put(self, topic: str, item: Any) -> None: ...
+    def close(self, reason: str) -> None: ...
+
+
+class Subscription:
+    """Topics of one inbox (several subscriptions may share one), with an optional filter.
+
+    Unsubscribing detaches it quietly; any other close (the daemon shutting down) closes the inbox.
+    """
+
+    def __init__(self, topics: frozenset[str], inbox: Inbox, accept: Callable[[str, Any], bool] | None = None) -> None:
         self.topics = topics
-        self.maxsize = maxsize
+        self.inbox = inbox
         self.accept = accept
         self.closed_reason: str | None = None
-        self._items: deque[tuple[str, Any]] = deque()
-        self._ready = threading.Condition()
 
     def put(self, topic: str, item: Any) -> None:
-        if self.accept is not None and not self.accept(topic, item):
-            return
-        with self._ready:
-            if self.closed_reason is not None:
-                return
-            if len(self._items) >= self.maxsize:
-                self.closed_reason = LAGGING
-                self._items.clear()
-            else:
-                self._items.append((topic, item))
-            self._ready.notify()
-
-    def get(self, timeout: float | None = None) -> tuple[str, Any] | None:
-        """The next item, or None on timeout or once closed and drained."""
-        with self._ready:
-            if not self._items and self.closed_reason is None:
-                self._ready.wait(timeout)
-            if self._items:
-                return self._items.popleft()
-            return None
+        if self.closed_reason is None and (self.accept is None or self.accept(topic, item)):
+            self.inbox.put(topic, item)
 
     def close(self, reason: str) -> None:
-        with self._ready:
-            if self.closed_reason is None:
-                self.closed_reason = reason
-            self._ready.notify_all()
+        if self.closed_reason is None:
+            self.closed_reason = reason
+        if reason != UNSUBSCRIBED:
+            self.inbox.close(reason)
+
+
+class Encoded:
+    """Published items encoded once for all the readers that send them, not once per reader; used
+    on one loop thread."""
+
+    def __init__(self, limit: int = 8192) -> None:
+        self.limit = limit
+        self.entries: dict[int, tuple[Any, Any]] = {}
+
+    def get(self, item: Any, encode: Callable[[Any], Any]) -> Any:
+        hit = self.entries.get(id(item))
+        if hit is not None and hit[0] is item:
+            return hit[1]
+        if len(self.entries) >= self.limit:
+            self.entries.clear()
+        data = encode(item)
+        self.entries[id(item)] = (item, data)  # holding the item keeps its id from being reused
+        return data
 
 
 class Hub:
@@ -60,14 +69,8 @@ class Hub:
         self._subs: dict[str, list[Subscription]] = {}
         self._lock = threading.Lock()
 
-    def subscribe(
-        self, topics: set[str] | frozenset[str], maxsize: int = 10_000,
-        accept: Callable[[str, Any], bool] | None = None,
-    ) -> Subscription:
-        return self.attach(Subscription(frozenset(topics), maxsize, accept))
-
     def attach(self, sub: Subscription) -> Subscription:
-        """Register a subscription built elsewhere (e.g. a `LoopSubscription`) on its topics."""
+        """Register a subscription on its topics."""
         with self._lock:
             for topic in sub.topics:
                 self._subs[topic] = [*self._subs.get(topic, ()), sub]
@@ -161,26 +164,3 @@ class LoopInbox:
             self._loop.call_soon_threadsafe(self._notify)
         except RuntimeError:
             pass
-
-
-class LoopSubscription(Subscription):
-    """A hub subscription that feeds a `LoopInbox` (several subscriptions may share one).
-
-    Unsubscribing detaches it quietly; any other close (the daemon shutting down) closes the inbox.
-    """
-
-    def __init__(self, topics: frozenset[str], inbox: LoopInbox, accept: Callable[[str, Any], bool] | None = None) -> None:
-        super().__init__(topics, inbox.maxsize, accept)
-        self.inbox = inbox
-
-    def put(self, topic: str, item: Any) -> None:
-        if self.closed_reason is None and (self.accept is None or self.accept(topic, item)):
-            self.inbox.put(topic, item)
-
-    def get(self, timeout: float | None = None) -> tuple[str, Any] | None:
-        raise TypeError("a LoopSubscription is read through its inbox")
-
-    def close(self, reason: str) -> None:
-        super().close(reason)
-        if reason != UNSUBSCRIBED:
-            self.inbox.close(reason)

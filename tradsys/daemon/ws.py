@@ -29,7 +29,7 @@ from tradsys.daemon.core import Core, Overloaded, Unavailable
 from tradsys.daemon.book_feed import MAX_DEPTH, BookView, book_topic
 from tradsys.daemon.entry import READS_HISTORY, Refused, answer, command, outcomes
 from tradsys.daemon.feeds import Feeds
-from tradsys.daemon.hub import LAGGING, Hub, LoopInbox, LoopSubscription
+from tradsys.daemon.hub import LAGGING, Encoded, Hub, LoopInbox, Subscription
 from tradsys.daemon.logs import log_event
 from tradsys.daemon.rpc.convert import (
     SIDE_CODES,
@@ -132,24 +132,6 @@ class Request(NamedTuple):
 # -- codecs ---------------------------------------------------------------------------------------
 
 
-class _Cache:
-    """Pushes encoded once per record, not once per connection: the writer runs on one loop thread."""
-
-    def __init__(self, limit: int = 8192) -> None:
-        self.limit = limit
-        self.entries: dict[int, tuple[Any, Any]] = {}
-
-    def get(self, item: Any, encode: Callable[[Any], Any]) -> Any:
-        hit = self.entries.get(id(item))
-        if hit is not None and hit[0] is item:
-            return hit[1]
-        if len(self.entries) >= self.limit:
-            self.entries.clear()
-        data = encode(item)
-        self.entries[id(item)] = (item, data)  # holding the item keeps its id from being reused
-        return data
-
-
 def _channel(topic: str, item: Any) -> str:
     return f"{topic}:{item['interval']}" if topic.startswith("bars:") else topic
 
@@ -198,7 +180,7 @@ class JsonCodec:
     name = "json"
 
     def __init__(self) -> None:
-        self.cache = _Cache()
+        self.cache = Encoded()
 
     def decode(self, frame: str | bytes) -> Request:
         if isinstance(frame, bytes):
@@ -326,7 +308,7 @@ class ProtoCodec:
     ERROR_CODES = {name.removeprefix("ERROR_CODE_").lower(): value for name, value in common.ErrorCode.items()}
 
     def __init__(self) -> None:
-        self.cache = _Cache()
+        self.cache = Encoded()
 
     def decode(self, frame: str | bytes) -> Request:
         if isinstance(frame, str):
@@ -523,7 +505,7 @@ class Session:
         self.limits = server.limits
         self.loop = asyncio.get_running_loop()
         self.principal: Principal | None = None
-        self.subs: dict[str, LoopSubscription] = {}
+        self.subs: dict[str, Subscription] = {}
         self.books: dict[str, _Book] = {}
         self.ready = asyncio.Event()
         self.replies: list[Any] = []
@@ -706,7 +688,7 @@ class Session:
         if len(self.subs) + len(wanted) > self.limits.max_channels:
             raise WsError("rate_limited", f"at most {self.limits.max_channels} channels per connection")
         for channel, (topic, accept) in wanted.items():
-            sub = LoopSubscription(frozenset({topic}), self.inbox, accept)
+            sub = Subscription(frozenset({topic}), self.inbox, accept)
             self.subs[channel] = sub
             self.server.hub.attach(sub)
             if channel.startswith("book:"):

@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from tradsys.daemon.hub import LAGGING, UNSUBSCRIBED, Hub, Subscription
+from tradsys.daemon.hub import LAGGING, Encoded, Hub, Subscription
 
 T = TypeVar("T")
 Accept = Callable[[str, Any], bool]
@@ -79,37 +79,20 @@ class Stream:
             self.fanout.leave(topic, self)
 
 
-class _Handoff(Subscription):
-    """The fanout's hub subscription for one topic: `put` runs on the engine thread."""
-
-    def __init__(self, topic: str, fanout: "Fanout") -> None:
-        super().__init__(frozenset({topic}), MAX_HANDOFF, None)
-        self.fanout = fanout
-
-    def put(self, topic: str, item: Any) -> None:
-        self.fanout.handoff(topic, item)
-
-    def get(self, timeout: float | None = None) -> tuple[str, Any] | None:
-        raise TypeError("a fanout's subscription is read through the fanout")
-
-    def close(self, reason: str) -> None:
-        super().close(reason)
-        if reason != UNSUBSCRIBED:
-            self.fanout.cut_all(reason)
-
-
 class Fanout:
-    """The gRPC loop's one subscriber per hub topic, copying each item to the streams that follow it."""
+    """The gRPC loop's one subscription per hub topic (the fanout is their shared inbox), copying
+    each item to the streams that follow it."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self._loop: asyncio.AbstractEventLoop | None = None
         self._streams: dict[str, set[Stream]] = {}
-        self._subs: dict[str, _Handoff] = {}
+        self._subs: dict[str, Subscription] = {}
         self._pending: deque[tuple[str, Any]] = deque()
         self._lock = threading.Lock()
         self._scheduled = False
-        self._encoded: dict[tuple[int, int], tuple[Any, bytes | None]] = {}
+        self._encoded: dict[Callable[[Any], Any | None], Encoded] = {}
+        """Per converter (a module function: a few of them), its output for recent items."""
 
     # -- loop thread ----------------------------------------------------------------------
 
@@ -117,8 +100,7 @@ class Fanout:
         self._loop = asyncio.get_running_loop()
         self._streams.setdefault(topic, set()).add(stream)
         if topic not in self._subs:
-            self._subs[topic] = _Handoff(topic, self)
-            self.hub.attach(self._subs[topic])
+            self._subs[topic] = self.hub.attach(Subscription(frozenset({topic}), self))
 
     def leave(self, topic: str, stream: Stream) -> None:
         streams = self._streams.get(topic)
@@ -131,16 +113,10 @@ class Fanout:
 
     def encode(self, item: Any, convert: Callable[[Any], Any | None]) -> bytes | None:
         """`convert(item)` serialized, once for all the streams that send the same item."""
-        key = (id(item), id(convert))
-        hit = self._encoded.get(key)
-        if hit is not None and hit[0] is item:
-            return hit[1]
-        msg = convert(item)
-        data = None if msg is None else msg.SerializeToString()
-        if len(self._encoded) >= ENCODED_MEMO:
-            self._encoded.clear()
-        self._encoded[key] = (item, data)  # holding the item keeps its id from being reused
-        return data
+        encoded = self._encoded.get(convert)
+        if encoded is None:
+            encoded = self._encoded[convert] = Encoded(ENCODED_MEMO)
+        return encoded.get(item, lambda it: _serialized(convert(it)))
 
     def _deliver(self) -> None:
         with self._lock:
@@ -159,7 +135,7 @@ class Fanout:
 
     # -- any thread -----------------------------------------------------------------------
 
-    def handoff(self, topic: str, item: Any) -> None:
+    def put(self, topic: str, item: Any) -> None:
         """Called by the hub on the publishing (engine) thread: never blocks, wakes the loop once per burst."""
         with self._lock:
             if len(self._pending) >= MAX_HANDOFF:
@@ -172,7 +148,8 @@ class Fanout:
             self._scheduled = True
         self._call(self._deliver)
 
-    def cut_all(self, reason: str) -> None:
+    def close(self, reason: str) -> None:
+        """The hub closed a subscription (the daemon is stopping): every stream ends."""
         self._call(self._cut_all, reason)
 
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
@@ -182,6 +159,10 @@ class Fanout:
             self._loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # the loop is closed: the daemon is stopping
             pass
+
+
+def _serialized(msg: Any | None) -> bytes | None:
+    return None if msg is None else msg.SerializeToString()
 
 
 async def pump(context: grpc.aio.ServicerContext, stream: Stream, convert: Callable[[Any], Any | None],
