@@ -1,45 +1,72 @@
-"""The `tradsys` command: one Typer app, one module per verb group."""
+"""The `tradsys` command: one Typer app, one module per verb group, each imported only when used.
 
+A command imports its own module and nothing else (`order place` never loads polars or the
+backtester), so a script that runs the CLI in a loop pays for one command, not for all of them.
+`tradsys --help` imports every module to list them with their own help.
+"""
+
+import importlib
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+from typer.models import CommandInfo
 
-from tradsys.cli import account, market, replay, tail, watch
-from tradsys.cli.alerts import alerts_app
-from tradsys.cli.auth import auth_app
-from tradsys.cli.backtest import backtest_app
 from tradsys.cli.client import target
-from tradsys.cli.daemon import daemon_app
-from tradsys.cli.market import market_app
-from tradsys.cli.order import order_app
-from tradsys.cli.risk import risk_app
-from tradsys.cli.strategy import strategy_app
+
+COMMANDS: dict[str, str] = {
+    "replay": "tradsys.cli.replay:replay",
+    "daemon": "tradsys.cli.daemon:daemon_app",
+    "auth": "tradsys.cli.auth:auth_app",
+    "order": "tradsys.cli.order:order_app",
+    "market": "tradsys.cli.market:market_app",
+    "risk": "tradsys.cli.risk:risk_app",
+    "backtest": "tradsys.cli.backtest:backtest_app",
+    "strategy": "tradsys.cli.strategy:strategy_app",
+    "alerts": "tradsys.cli.alerts:alerts_app",
+    "book": "tradsys.cli.market:book",
+    "trades": "tradsys.cli.market:trades",
+    "bars": "tradsys.cli.market:bars",
+    "fills": "tradsys.cli.account:fills",
+    "positions": "tradsys.cli.account:positions",
+    "tail": "tradsys.cli.tail:tail",
+    "watch": "tradsys.cli.watch:watch",
+}
+"""Each top-level command, in help order: `module:attribute`, a Typer group or a command function."""
+
+
+class LazyGroup(TyperGroup):
+    """The root group: builds a command from its module the first time it is asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = self.commands.get(cmd_name)
+        if found is not None or cmd_name not in COMMANDS:
+            return found
+        module, _, attribute = COMMANDS[cmd_name].partition(":")
+        obj = getattr(importlib.import_module(module), attribute)
+        if isinstance(obj, typer.Typer):
+            command = typer.main.get_group(obj)
+            command.name = cmd_name
+        else:
+            command = typer.main.get_command_from_info(
+                CommandInfo(name=cmd_name, callback=obj), pretty_exceptions_short=True, rich_markup_mode=self.rich_markup_mode)
+        self.commands[cmd_name] = command
+        return command
+
 
 app = typer.Typer(
     name="tradsys",
+    cls=LazyGroup,
     help="TradSys: a fast, exact, safe trading venue, risk engine and backtester.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.command(name="replay")(replay.replay)
-app.add_typer(daemon_app, name="daemon")
-app.add_typer(auth_app, name="auth")
-app.add_typer(order_app, name="order")
-app.add_typer(market_app, name="market")
-app.add_typer(risk_app, name="risk")
-app.add_typer(backtest_app, name="backtest")
-app.add_typer(strategy_app, name="strategy")
-app.add_typer(alerts_app, name="alerts")
-app.command(name="book")(market.book)
-app.command(name="trades")(market.trades)
-app.command(name="bars")(market.bars)
-app.command(name="fills")(account.fills)
-app.command(name="positions")(account.positions)
-app.command(name="tail")(tail.tail)
-app.command(name="watch")(watch.watch)
 
 
 @app.callback()

@@ -7,6 +7,9 @@ pid file when it serves TLS (plain text otherwise).
 Every failure becomes a `CliError` with a one-line message and an exit code, translated once here.
 """
 
+import base64
+import binascii
+import importlib
 import json
 import os
 from collections.abc import Callable
@@ -15,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import jwt
 
-from tradsys.daemon.config import resolve_home
-from tradsys.proto import alerts_pb2_grpc, marketdata_pb2_grpc, orders_pb2_grpc, risk_pb2_grpc, strategy_pb2_grpc
+from tradsys.home import resolve_home
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_AUTH = 0, 1, 2, 3, 4
 DEFAULT_HOST = "127.0.0.1"
@@ -89,10 +90,7 @@ class Target:
         token = self.bearer()
         if token is None:
             return ()
-        try:
-            claims = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
-            return ()
+        claims = _claims(token)
         if claims.get("role") == "admin":
             return (ALL,)
         accounts = claims.get("accounts") or ()
@@ -110,6 +108,17 @@ class Target:
         if len(accounts) == 1 and accounts[0] != ALL:
             return accounts[0]
         return DEFAULT_ACCOUNT
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """A JWT's payload, unverified (the daemon verifies); {} if it is not one. Decoded here rather
+    than with PyJWT, which would cost every command its import."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _local(host: str) -> str:
@@ -137,6 +146,16 @@ target = Target()
 """The process-wide target, filled in by the root callback from the global options."""
 
 
+STUBS = {
+    "orders": "orders_pb2_grpc:OrderServiceStub",
+    "market": "marketdata_pb2_grpc:MarketDataServiceStub",
+    "risk": "risk_pb2_grpc:RiskServiceStub",
+    "alerts": "alerts_pb2_grpc:AlertServiceStub",
+    "strategy": "strategy_pb2_grpc:StrategyServiceStub",
+}
+"""Client attribute -> the generated stub class serving it."""
+
+
 class Client:
     """Stubs for the services with the token attached and errors translated."""
 
@@ -159,11 +178,17 @@ class Client:
             grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=roots), options=options)
             if roots is not None else grpc.insecure_channel(address, options=options)
         )
-        self.orders = orders_pb2_grpc.OrderServiceStub(self.channel)
-        self.market = marketdata_pb2_grpc.MarketDataServiceStub(self.channel)
-        self.risk = risk_pb2_grpc.RiskServiceStub(self.channel)
-        self.alerts = alerts_pb2_grpc.AlertServiceStub(self.channel)
-        self.strategy = strategy_pb2_grpc.StrategyServiceStub(self.channel)
+
+    def __getattr__(self, name: str) -> Any:
+        """A service stub (`orders`, `market`, `risk`, `alerts`, `strategy`), its generated module
+        imported the first time a command uses it."""
+        spec = STUBS.get(name)
+        if spec is None:
+            raise AttributeError(name)
+        module, _, cls = spec.partition(":")
+        stub = getattr(importlib.import_module(f"tradsys.proto.{module}"), cls)(self.channel)
+        setattr(self, name, stub)
+        return stub
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:

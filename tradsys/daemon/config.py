@@ -16,19 +16,13 @@ from typing import Any
 
 from tradsys.daemon.logs import LEVELS, redact
 from tradsys.engine import SelfTradePrevention
+from tradsys.home import resolve_home
 
-DEFAULT_HOME = Path("~/.tradsys")
 ENV_PREFIX = "TRADSYS_"
 
 
 class ConfigError(Exception):
     """A setting that cannot be used; the message names its source (file, variable or flag)."""
-
-
-def resolve_home(explicit: Path | str | None = None, env: Mapping[str, str] = os.environ) -> Path:
-    """`--home` > `TRADSYS_HOME` > `~/.tradsys`, made absolute."""
-    home = explicit if explicit is not None else env.get("TRADSYS_HOME") or DEFAULT_HOME
-    return Path(home).expanduser().absolute()
 
 
 @dataclass(frozen=True)
