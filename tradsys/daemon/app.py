@@ -40,7 +40,8 @@ from tradsys.daemon.rpc.streaming import Fanout
 from tradsys.daemon.rpc.strategy import StrategyService
 from tradsys.daemon.store import Store
 from tradsys.daemon.strategies import StrategyHost
-from tradsys.daemon.ws import WsLimits, WsServer
+from tradsys.daemon.ws import WsServer
+from tradsys.daemon.ws_limits import WsLimits
 from tradsys.data import load_market_data
 from tradsys.engine import (
     DEFAULT_INSTRUMENTS,
