@@ -15,7 +15,9 @@ import polars as pl
 import pytest
 
 from tradsys.engine import OrderFilled, OrderRejected, Venue, commands
-from tradsys.daemon.market import SETUP_WAIT_STEPS, DataFeed, PriceSource, RandomWalk, SimConfig, SimulatedMarket
+from tradsys.daemon.market import SETUP_WAIT_STEPS, SimulatedMarket
+from tradsys.daemon.market_config import SimConfig
+from tradsys.daemon.market_prices import DataFeed, PriceSource, RandomWalk
 
 SECOND = 1_000_000_000
 STEP = 50_000_000

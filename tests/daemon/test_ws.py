@@ -20,7 +20,8 @@ from websockets.exceptions import ConnectionClosed
 from tests.conftest import DaemonProcess, quoted_daemon
 from tradsys.daemon.auth import issue_token
 from tradsys.daemon.hub import LAGGING, LoopInbox
-from tradsys.daemon.ws import CLOSE_FLOOD, CLOSE_UNAUTHORIZED, SNAP, _conflate
+from tradsys.daemon.ws import CLOSE_FLOOD, CLOSE_UNAUTHORIZED
+from tradsys.daemon.ws_channels import SNAP, conflate
 from tradsys.proto import common_pb2 as common
 from tradsys.proto import orders_pb2 as pb
 from tradsys.proto import ws_pb2
@@ -364,7 +365,7 @@ def test_inbox_conflates_book_deltas_and_cuts_off_other_overflow() -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         woken = asyncio.Event()
-        inbox = LoopInbox(loop, woken.set, maxsize=4, conflate=_conflate)
+        inbox = LoopInbox(loop, woken.set, maxsize=4, conflate=conflate)
         for seq in range(10):
             inbox.put("book:BTC-USD", seq)
         await asyncio.wait_for(woken.wait(), 5)
@@ -380,9 +381,9 @@ def test_inbox_conflates_book_deltas_and_cuts_off_other_overflow() -> None:
 
 def test_conflate_keeps_other_channels_in_order() -> None:
     items = deque([("book:A", 1), ("trades:A", "t1"), ("book:B", 1), ("book:A", 2), ("trades:A", "t2")])
-    assert _conflate(items)
+    assert conflate(items)
     assert list(items) == [("trades:A", "t1"), ("trades:A", "t2"), (SNAP, "book:A"), (SNAP, "book:B")]
-    assert not _conflate(deque([("trades:A", 1), ("orders", 2)]))
+    assert not conflate(deque([("trades:A", 1), ("orders", 2)]))
 
 
 def test_leaving_with_orders_in_flight_leaves_the_engine_running(wsd: DaemonProcess) -> None:

@@ -27,7 +27,9 @@ from tradsys.daemon.feeds import Feeds
 from tradsys.daemon.http import HttpServer
 from tradsys.daemon.hub import Hub
 from tradsys.daemon.logs import log_event
-from tradsys.daemon.market import DataFeed, SimConfig, SimulatedMarket
+from tradsys.daemon.market import SimulatedMarket
+from tradsys.daemon.market_config import SimConfig
+from tradsys.daemon.market_prices import DataFeed
 from tradsys.daemon.metrics import Metrics
 from tradsys.daemon.peerjs import PeerServer
 from tradsys.daemon.rpc.alerts import AlertService
@@ -40,7 +42,8 @@ from tradsys.daemon.rpc.streaming import Fanout
 from tradsys.daemon.rpc.strategy import StrategyService
 from tradsys.daemon.store import Store
 from tradsys.daemon.strategies import StrategyHost
-from tradsys.daemon.ws import WsLimits, WsServer
+from tradsys.daemon.ws import WsServer
+from tradsys.daemon.ws_limits import WsLimits
 from tradsys.data import load_market_data
 from tradsys.engine import (
     DEFAULT_INSTRUMENTS,

@@ -5,6 +5,7 @@ Every transport decodes to the orders.proto request messages, so the checks here
 each transport translates what comes out once: an answer record, an `Ack`, or a `Refused`.
 """
 
+import asyncio
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, NamedTuple
@@ -144,6 +145,20 @@ def execute(core: Core, principal: Principal, kind: str, body: Any, find: Find, 
     """A request, start to answer, on the caller's thread: Refused, or Unavailable and TimeoutError
     from the engine, say why not."""
     (result,) = core.execute([command(principal, kind, body, find)], outcomes, timeout=timeout)
+    return answer(kind, result)
+
+
+async def execute_async(core: Core, principal: Principal, kind: str, body: Any, find: Find) -> dict[str, Any]:
+    """`execute` for a caller on an event loop, with the order history read off the loop.
+
+    Shielded: a caller cancelled mid-request (a WebSocket session that ends) must not cancel the
+    engine's future (the engine thread would then fail resolving it); the order still happens,
+    unacknowledged."""
+    if kind in READS_HISTORY:
+        cmd = await asyncio.get_running_loop().run_in_executor(None, command, principal, kind, body, find)
+    else:
+        cmd = command(principal, kind, body, find)
+    (result,) = await asyncio.shield(asyncio.wrap_future(core.submit([cmd], outcomes)))
     return answer(kind, result)
 
 
