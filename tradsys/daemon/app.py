@@ -21,7 +21,7 @@ from typing import Any
 
 from tradsys.daemon.alerts import Alerter, AlertRules, RejectWindow, Webhook, load_rules, log_alert
 from tradsys.daemon.auth import ensure_secrets
-from tradsys.daemon.config import Config
+from tradsys.daemon.config import Config, section
 from tradsys.daemon.core import Core
 from tradsys.daemon.feeds import Feeds
 from tradsys.daemon.http import HttpServer
@@ -142,7 +142,7 @@ class Daemon:
         self.http.routes["/health"] = self._health
         self.http.routes["/metrics"] = self._metrics
         self.ws = WsServer(core, self.feeds, self.hub, self.store, secret, self.metrics,
-                           WsLimits.from_config(config.raw.get("ws", {})))
+                           section(WsLimits, "ws", config.raw.get("ws", {})))
         self.http.sessions["/ws"] = self.ws.json_session
         self.http.sessions["/ws/v2"] = self.ws.proto_session
         self.peerjs = PeerServer.from_config(config.raw.get("peerjs", {}), secret, self.metrics)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tradsys.daemon.logs import LEVELS, redact
 from tradsys.engine import SelfTradePrevention
@@ -23,6 +23,31 @@ ENV_PREFIX = "TRADSYS_"
 
 class ConfigError(Exception):
     """A setting that cannot be used; the message names its source (file, variable or flag)."""
+
+
+S = TypeVar("S")
+
+
+def section(cls: type[S], name: str, raw: Mapping[str, Any]) -> S:
+    """A settings dataclass from its config.toml table `[name]`: unknown keys are refused with the
+    known ones listed; a number must be positive (and is made the field's own type); a flag or a
+    text must be one."""
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{name}]: {', '.join(sorted(unknown))} (known: {', '.join(known)})")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        default = getattr(cls, key)
+        if isinstance(default, (bool, str)):
+            if type(value) is not type(default):
+                raise ConfigError(f"[{name}] {key} must be a {type(default).__name__}, got {value!r}")
+            values[key] = value
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"[{name}] {key} must be a positive number, got {value!r}")
+            values[key] = type(default)(value)
+    return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,7 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
 from tradsys.daemon.auth import AuthError, Principal, parse_bearer, verify_token
-from tradsys.daemon.config import ConfigError
+from tradsys.daemon.config import section
 from tradsys.daemon.logs import log_event
 from tradsys.daemon.peerjs_queues import Budget, Held, Limits, Queue
 from tradsys.daemon.ws import CLOSE_UNAUTHORIZED
@@ -93,25 +93,6 @@ class PeerConfig:
     total_bytes: int = 32 * 1024 * 1024
     """Bytes held for all peers; once reached, every message is dropped until held ones leave."""
 
-    @classmethod
-    def from_config(cls, raw: dict[str, Any]) -> "PeerConfig":
-        known = {f.name: f for f in fields(cls)}
-        unknown = set(raw) - set(known)
-        if unknown:
-            raise ConfigError(f"unknown key(s) in [peerjs]: {', '.join(sorted(unknown))} (known: {', '.join(known)})")
-        values: dict[str, Any] = {}
-        for name, value in raw.items():
-            default = getattr(cls, name)
-            if isinstance(default, bool) or isinstance(default, str):
-                if type(value) is not type(default):
-                    raise ConfigError(f"[peerjs] {name} must be a {type(default).__name__}, got {value!r}")
-                values[name] = value
-            else:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                    raise ConfigError(f"[peerjs] {name} must be a positive number, got {value!r}")
-                values[name] = type(default)(value)
-        return cls(**values)
-
     def limits(self) -> Limits:
         return Limits(self.queue_limit, self.queue_bytes, self.peer_bytes, self.total_bytes)
 
@@ -150,7 +131,7 @@ class PeerServer:
 
     @classmethod
     def from_config(cls, raw: dict[str, Any], secret: bytes, metrics: Any = None) -> "PeerServer":
-        return cls(PeerConfig.from_config(raw), secret, metrics)
+        return cls(section(PeerConfig, "peerjs", raw), secret, metrics)
 
     def mount(self, http: Any) -> None:
         """Register the WebSocket paths and HTTP routes on an `HttpServer`."""

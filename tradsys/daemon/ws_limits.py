@@ -1,10 +1,7 @@
 """The WebSocket's per-connection bounds (`[ws]` in config.toml) and the request rate they set."""
 
 import time
-from dataclasses import dataclass, fields
-from typing import Any
-
-from tradsys.daemon.config import ConfigError
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -41,20 +38,6 @@ class WsLimits:
     """Seconds between the server's pings..."""
     ping_timeout: float = 40.0
     """...and how long a pong may take: a peer silent for about a minute is dropped."""
-
-    @classmethod
-    def from_config(cls, raw: dict[str, Any]) -> "WsLimits":
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = set(raw) - set(known)
-        if unknown:
-            raise ConfigError(f"unknown key(s) in [ws]: {', '.join(sorted(unknown))} (known: {', '.join(known)})")
-        values = {}
-        for name, value in raw.items():
-            kind = int if known[name] in (int, "int") else float
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigError(f"[ws] {name} must be a positive number, got {value!r}")
-            values[name] = kind(value)
-        return cls(**values)
 
 
 class RequestRate:
