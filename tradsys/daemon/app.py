@@ -259,7 +259,7 @@ class Daemon:
         status = self.state
         if status == "ok" and (engine != "running" or (venue is not None and venue.kill_switch)):
             status = "halted"
-        fault = core.fault if core is not None else None
+        fault = core.storage.fault if core is not None else None
         if status == "ok" and fault is not None:
             status = "degraded"
         return {
