@@ -80,7 +80,7 @@ def group_commit(directory: Path, total: int, seed: int) -> None:
         start = time.perf_counter()
         for batch in batches:
             t = time.perf_counter()
-            store.commit(batch, venue)
+            store.journal.commit(batch, venue)
             lat.append(time.perf_counter() - t)
         elapsed = time.perf_counter() - start
         print(f"{size:>6} {n / elapsed:>10,.0f} {len(batches) / elapsed:>10,.0f} "
@@ -141,7 +141,7 @@ def mixed(directory: Path, n: int, seed: int) -> None:
             t = time.perf_counter()
             batch = [(cmd, apply(venue, cmd)) for cmd in cmds[i:i + size]]
             t2 = time.perf_counter()
-            store.commit(batch, venue)
+            store.journal.commit(batch, venue)
             t3 = time.perf_counter()
             engine += t2 - t
             commit += t3 - t2
@@ -150,20 +150,20 @@ def mixed(directory: Path, n: int, seed: int) -> None:
         print(f"{size:>6} {n / (engine + commit):>9,.0f} {engine / n * 1e6:>14.1f} {commit / n * 1e6:>13.1f} "
               f"{fills:>8,} {pct(lat, 0.99) * 1e3:>14.2f}")
     t = time.perf_counter()
-    store.snapshot(store.last_seq, venue)
+    store.journal.snapshot(store.journal.last_seq, venue)
     snap = time.perf_counter() - t
-    (_, snap_file), = store.snapshots()
+    (_, snap_file), = store.journal.snapshots()
     blob = snap_file.stat().st_size
     print(f"snapshot of that venue ({len(venue.orders):,} open orders): {snap * 1e3:.0f} ms, {blob / 2**20:.1f} MiB")
     t = time.perf_counter()
-    child = store.snapshot_in_child(store.last_seq, venue)
+    child = store.journal.snapshot_in_child(store.journal.last_seq, venue)
     forked = time.perf_counter() - t
     os.waitpid(child, 0)
     print(f"the same snapshot from a forked child: the engine pauses {forked * 1e3:.1f} ms (the fork), "
           f"the child takes {(time.perf_counter() - t) * 1e3:.0f} ms")
     snap_file.unlink()
     t = time.perf_counter()
-    _, last, replayed = store.recover(Venue)
+    _, last, replayed = store.journal.recover(Venue)
     rec = time.perf_counter() - t
     print(f"recovery without a snapshot: {replayed:,} commands replayed in {rec:.2f} s ({replayed / rec:,.0f}/s)")
     store.close()
@@ -177,7 +177,7 @@ def history(directory: Path, rows: int, seed: int) -> None:
     batch = 5000
     start = time.perf_counter()
     for i in range(0, rows, batch):
-        store.commit(new_orders(venue, i, min(batch, rows - i), rng, accounts=1000, statuses=True), venue)
+        store.journal.commit(new_orders(venue, i, min(batch, rows - i), rng, accounts=1000, statuses=True), venue)
     elapsed = time.perf_counter() - start
     size = sum(f.stat().st_size for f in directory.glob("history.db*"))
     print(f"\nhistory: {rows:,} orders inserted in {elapsed:.1f} s ({rows / elapsed:,.0f}/s), "
@@ -196,27 +196,27 @@ def history(directory: Path, rows: int, seed: int) -> None:
     print(f"{'query (limit 100)':<40} {'first ms':>9} {'warm ms':>8} {'deep page ms':>13}")
     for name, kwargs in shapes:
         t = time.perf_counter()
-        page, key = store.list_orders(**kwargs)
+        page, key = store.history.list_orders(**kwargs)
         first = time.perf_counter() - t
         warm = []
         for _ in range(20):
             t = time.perf_counter()
-            store.list_orders(**kwargs)
+            store.history.list_orders(**kwargs)
             warm.append(time.perf_counter() - t)
         # keyset paging: time the last page reached within 50
         depth, deep = 1, first
         while key is not None and depth < 50:
             t = time.perf_counter()
-            page, key = store.list_orders(before_key=key, **kwargs)
+            page, key = store.history.list_orders(before_key=key, **kwargs)
             deep = time.perf_counter() - t
             depth += 1
         print(f"{name:<40} {first * 1e3:>9.2f} {statistics.median(warm) * 1e3:>8.2f} "
               f"{deep * 1e3:>8.2f} (#{depth})")
     t = time.perf_counter()
-    fills, _ = store.list_fills(account="acct7")
+    fills, _ = store.history.list_fills(account="acct7")
     print(f"{'fills by account (empty table)':<40} {(time.perf_counter() - t) * 1e3:>9.2f}")
     t = time.perf_counter()
-    n = store.next_order_number()
+    n = store.journal.next_order_number()
     print(f"next_order_number() = {n:,} in {(time.perf_counter() - t) * 1e3:.0f} ms")
     store.close()
 

@@ -146,7 +146,7 @@ def test_a_failed_write_refuses_the_batch_applied_on_top_of_it() -> None:
         for future in (first, second):
             with pytest.raises(StorageFault):
                 future.result(5)
-        assert core.fault is not None and "disk I/O error" in core.fault
+        assert core.storage.fault is not None and "disk I/O error" in core.storage.fault
         assert core.query(lambda venue: len(venue.orders)) == 0, "the venue is back at its durable state"
         assert store.written == []
     finally:

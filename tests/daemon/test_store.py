@@ -67,7 +67,7 @@ def store(tmp_path: Path):
 def all_orders(store: Store, **filters) -> list[dict]:
     rows, key, pages = [], None, 0
     while True:
-        page, key = store.list_orders(limit=7, before_key=key, **filters)
+        page, key = store.history.list_orders(limit=7, before_key=key, **filters)
         rows += page
         pages += 1
         assert pages < 10_000
@@ -92,28 +92,28 @@ def test_commit_journals_commands_and_projects_a_fill(store: Store) -> None:
         new("1", "sell", "0.5", "100.01", account="a1", ts=T0 + 1, client_id="c-1"),
         new("2", "buy", "0.3", "100.05", account="a2", ts=T0 + 2),
     ]
-    seq = store.commit(applied(v, *cmds), v)
-    assert seq == 2 == store.last_seq
+    seq = store.journal.commit(applied(v, *cmds), v)
+    assert seq == 2 == store.journal.last_seq
 
-    journal = list(store.journal())
+    journal = list(store.journal.entries())
     assert [(r["seq"], r["op"], r["ts"]) for r in journal] == [(1, "new", T0 + 1), (2, "new", T0 + 2)]
     assert [r["command"] for r in journal] == cmds
-    assert [r["seq"] for r in store.journal(after_seq=1)] == [2]
+    assert [r["seq"] for r in store.journal.entries(after_seq=1)] == [2]
 
-    maker = store.get_order("1")
+    maker = store.history.get_order("1")
     assert maker == {
         "id": "1", "client_id": "c-1", "account": "a1", "symbol": BTC, "side": "sell", "type": "limit", "tif": "GTC",
         "price": "100.01", "stop_price": None, "qty": "0.5", "filled_qty": "0.3", "open_qty": "0.2",
         "avg_price": "100.01", "status": "partially_filled", "post_only": False, "reduce_only": False, "reason": None,
         "expire_ns": None, "created_ns": T0 + 1, "updated_ns": T0 + 2,
     }
-    taker = store.get_order("2")
+    taker = store.history.get_order("2")
     assert (taker["price"], taker["qty"], taker["filled_qty"], taker["open_qty"], taker["avg_price"], taker["status"]) == (
         "100.05", "0.3", "0.3", "0", "100.01", "filled")
-    assert store.get_order("3") is None
+    assert store.history.get_order("3") is None
 
     # notional 100.01 * 0.3 = 30.003 USD; taker 5 bp = 0.0150015, maker 1 bp = 0.0030003 (both exact)
-    fills, key = store.list_fills()
+    fills, key = store.history.list_fills()
     assert key is None
     by_liq = {f["liquidity"]: f for f in fills}
     assert len(fills) == 2
@@ -125,8 +125,8 @@ def test_commit_journals_commands_and_projects_a_fill(store: Store) -> None:
         "id": None, "trade_id": 1, "order_id": "1", "account": "a1", "symbol": BTC, "side": "sell", "price": "100.01",
         "qty": "0.3", "fee": "0.0030003", "fee_currency": "USD", "liquidity": "maker", "ts": T0 + 2,
     }
-    assert [f["order_id"] for f in store.list_fills(account="a1")[0]] == ["1"]
-    assert [f["order_id"] for f in store.list_fills(order_id="2")[0]] == ["2"]
+    assert [f["order_id"] for f in store.history.list_fills(account="a1")[0]] == ["1"]
+    assert [f["order_id"] for f in store.history.list_fills(order_id="2")[0]] == ["2"]
 
 
 def test_average_price_and_fees_over_two_levels(store: Store) -> None:
@@ -137,12 +137,12 @@ def test_average_price_and_fees_over_two_levels(store: Store) -> None:
         new("s2", "sell", "0.2", "100.02", account="m"),
         new("b", "buy", "0.3", "100.05", account="t", ts=T0 + 5),
     )
-    store.commit(batch, v)
+    store.journal.commit(batch, v)
     # (100.01 * 0.1 + 100.02 * 0.2) / 0.3 = 30.005 / 0.3 = 100.01666..., 28 significant digits
-    assert store.get_order("b")["avg_price"] == "100.0166666666666666666666667"
-    assert store.get_order("s2")["avg_price"] == "100.02"
+    assert store.history.get_order("b")["avg_price"] == "100.0166666666666666666666667"
+    assert store.history.get_order("s2")["avg_price"] == "100.02"
     fills = sorted((f["trade_id"], f["order_id"], f["liquidity"], f["price"], f["qty"], f["fee"])
-                   for f in store.list_fills()[0])
+                   for f in store.history.list_fills()[0])
     # 100.01 * 0.1 = 10.001 USD: taker 5 bp 0.0050005, maker 1 bp 0.0010001
     # 100.02 * 0.2 = 20.004 USD: taker 5 bp 0.010002,  maker 1 bp 0.0020004
     assert fills == [
@@ -156,9 +156,9 @@ def test_average_price_and_fees_over_two_levels(store: Store) -> None:
 def test_fee_rounds_up_to_the_cash_unit(store: Store) -> None:
     v = Venue()
     # SOL-USD: tick 0.001, lot 0.01. 0.01 SOL at 20.001 = 0.20001 USD; taker 5 bp = 0.000100005 -> 0.00010001
-    store.commit(applied(v, new("m", "sell", "0.01", "20.001", symbol=SOL, account="m"),
+    store.journal.commit(applied(v, new("m", "sell", "0.01", "20.001", symbol=SOL, account="m"),
                          new("t", "buy", "0.01", "20.001", symbol=SOL, account="t")), v)
-    fees = {f["liquidity"]: f["fee"] for f in store.list_fills(symbol=SOL)[0]}
+    fees = {f["liquidity"]: f["fee"] for f in store.history.list_fills(symbol=SOL)[0]}
     # maker 1 bp = 0.000020001 -> 0.00002001
     assert fees == {"taker": "0.00010001", "maker": "0.00002001"}
 
@@ -172,49 +172,49 @@ def test_rejected_new_orders_are_stored_with_their_reason(store: Store) -> None:
         new("r3", "buy", "1", "10", symbol="DOGE-USD"),
         new("r4", "up", "1", "10"),
     )
-    store.commit(batch, v)
-    r1 = store.get_order("r1")
+    store.journal.commit(batch, v)
+    r1 = store.history.get_order("r1")
     assert r1 == {
         "id": "r1", "client_id": "x", "account": "a1", "symbol": BTC, "side": "buy", "type": "limit", "tif": "GTC",
         "price": "100.001", "stop_price": None, "qty": "0.5", "filled_qty": "0", "open_qty": "0", "avg_price": None,
         "status": "rejected", "post_only": False, "reduce_only": False, "reason": "price_precision", "expire_ns": None,
         "created_ns": T0, "updated_ns": T0,
     }
-    r2 = store.get_order("r2")
+    r2 = store.history.get_order("r2")
     assert (r2["status"], r2["reason"], r2["qty"], r2["price"], r2["created_ns"]) == ("rejected", "max_notional", "20",
                                                                                        "60000", T0)
-    assert (store.get_order("r3")["symbol"], store.get_order("r3")["reason"]) == ("DOGE-USD", "unknown_symbol")
-    assert (store.get_order("r4")["side"], store.get_order("r4")["reason"]) == ("up", "invalid_side")
-    rows, _ = store.list_orders(statuses=["rejected"])
+    assert (store.history.get_order("r3")["symbol"], store.history.get_order("r3")["reason"]) == ("DOGE-USD", "unknown_symbol")
+    assert (store.history.get_order("r4")["side"], store.history.get_order("r4")["reason"]) == ("up", "invalid_side")
+    rows, _ = store.history.list_orders(statuses=["rejected"])
     assert {r["id"] for r in rows} == {"r1", "r2", "r3", "r4"}
 
 
 def test_a_rejection_never_overwrites_an_accepted_order_with_the_same_id(store: Store) -> None:
     v = Venue()
-    store.commit(applied(v, new("7", "buy", "1", "100")), v)
+    store.journal.commit(applied(v, new("7", "buy", "1", "100")), v)
     # a duplicate id, and a malformed command reusing the id: both rejected, in later batches
-    store.commit(applied(v, new("7", "sell", "2", "101", ts=T0 + 1)), v)
-    store.commit(applied(v, new("7", "sell", "2", "1.001", ts=T0 + 2)), v)
-    row = store.get_order("7")
+    store.journal.commit(applied(v, new("7", "sell", "2", "101", ts=T0 + 1)), v)
+    store.journal.commit(applied(v, new("7", "sell", "2", "1.001", ts=T0 + 2)), v)
+    row = store.history.get_order("7")
     assert (row["side"], row["qty"], row["price"], row["status"]) == ("buy", "1", "100", "new")
     # ... nor in the same batch
-    store.commit(applied(v, new("8", "buy", "1", "99", ts=T0 + 3), new("8", "sell", "3", "99", ts=T0 + 3)), v)
-    assert (store.get_order("8")["side"], store.get_order("8")["status"]) == ("buy", "new")
+    store.journal.commit(applied(v, new("8", "buy", "1", "99", ts=T0 + 3), new("8", "sell", "3", "99", ts=T0 + 3)), v)
+    assert (store.history.get_order("8")["side"], store.history.get_order("8")["status"]) == ("buy", "new")
     # a rejected id may be used again, and the accepted order replaces the rejection
-    store.commit(applied(v, new("9", "buy", "1", "1.001", ts=T0 + 4)), v)
-    assert store.get_order("9")["status"] == "rejected"
-    store.commit(applied(v, new("9", "buy", "1", "98", ts=T0 + 5)), v)
-    row = store.get_order("9")
+    store.journal.commit(applied(v, new("9", "buy", "1", "1.001", ts=T0 + 4)), v)
+    assert store.history.get_order("9")["status"] == "rejected"
+    store.journal.commit(applied(v, new("9", "buy", "1", "98", ts=T0 + 5)), v)
+    row = store.history.get_order("9")
     assert (row["status"], row["price"], row["reason"], row["created_ns"]) == ("new", "98", None, T0 + 5)
     # same in one batch, either order
-    store.commit(applied(v, new("10", "buy", "1", "1.001", ts=T0 + 6), new("10", "buy", "1", "97", ts=T0 + 6)), v)
-    assert (store.get_order("10")["status"], store.get_order("10")["price"]) == ("new", "97")
+    store.journal.commit(applied(v, new("10", "buy", "1", "1.001", ts=T0 + 6), new("10", "buy", "1", "97", ts=T0 + 6)), v)
+    assert (store.history.get_order("10")["status"], store.history.get_order("10")["price"]) == ("new", "97")
 
 
 def test_rejected_cancel_and_amend_leave_orders_alone(store: Store) -> None:
     v = Venue()
-    store.commit(applied(v, new("1", "buy", "1", "100")), v)
-    before = store.get_order("1")
+    store.journal.commit(applied(v, new("1", "buy", "1", "100")), v)
+    before = store.history.get_order("1")
     batch = applied(
         v,
         {"op": "cancel", "id": "nope", "ts": T0 + 1},
@@ -222,10 +222,10 @@ def test_rejected_cancel_and_amend_leave_orders_alone(store: Store) -> None:
         {"op": "cancel", "id": "1", "account": "someone-else", "ts": T0 + 3},
     )
     assert all(type(e).__name__ == "OrderRejected" for _, evs in batch for e in evs)
-    assert store.commit(batch, v) == 4
-    assert store.get_order("1") == before
-    assert store.get_order("nope") is None
-    assert [r["op"] for r in store.journal()] == ["new", "cancel", "amend", "cancel"]
+    assert store.journal.commit(batch, v) == 4
+    assert store.history.get_order("1") == before
+    assert store.history.get_order("nope") is None
+    assert [r["op"] for r in store.journal.entries()] == ["new", "cancel", "amend", "cancel"]
 
 
 @pytest.mark.parametrize("one_batch", [False, True])
@@ -247,70 +247,70 @@ def test_amend_and_cancel_transitions(tmp_path: Path, one_batch: bool) -> None:
     ]
 
     def row() -> tuple:
-        r = store.get_order("1")
+        r = store.history.get_order("1")
         return (r["id"], r["qty"], r["filled_qty"], r["open_qty"], r["price"], r["status"],
                 r["reason"], r["updated_ns"])
 
     if one_batch:
-        store.commit(applied(v, *[c for step in steps for c in step]), v)
+        store.journal.commit(applied(v, *[c for step in steps for c in step]), v)
         assert row() == expected[-1]
     else:
-        store.commit(applied(v, *steps[0]), v)
+        store.journal.commit(applied(v, *steps[0]), v)
         for step, want in zip(steps[1:], expected):
-            store.commit(applied(v, *step), v)
+            store.journal.commit(applied(v, *step), v)
             assert row() == want
-    assert store.get_order("1")["created_ns"] == T0
-    assert store.get_order("s")["status"] == "filled"
+    assert store.history.get_order("1")["created_ns"] == T0
+    assert store.history.get_order("s")["status"] == "filled"
     store.close()
 
 
 def test_expiry_and_stop_trigger_are_projected(store: Store) -> None:
     v = Venue()
-    store.commit(applied(
+    store.journal.commit(applied(
         v,
         new("g", "buy", "1", "99", tif="GTD", expire_ts=T0 + 5 * S),
         new("stop", "buy", "0.1", type="stop", stop_price="100.5"),
         new("ask", "sell", "0.2", "100.5", account="m"),
     ), v)
-    g = store.get_order("g")
+    g = store.history.get_order("g")
     assert (g["tif"], g["expire_ns"], g["status"]) == ("GTD", T0 + 5 * S, "new")
-    assert (store.get_order("stop")["stop_price"], store.get_order("stop")["price"]) == ("100.5", None)
-    store.commit(applied(v, {"op": "advance", "ts": T0 + 5 * S}), v)
-    g = store.get_order("g")
+    assert (store.history.get_order("stop")["stop_price"], store.history.get_order("stop")["price"]) == ("100.5", None)
+    store.journal.commit(applied(v, {"op": "advance", "ts": T0 + 5 * S}), v)
+    g = store.history.get_order("g")
     assert (g["status"], g["reason"], g["open_qty"], g["updated_ns"]) == ("expired", "expired", "0", T0 + 5 * S)
     # a trade at 100.5 triggers the buy stop, which then lifts the rest of the ask
-    store.commit(applied(v, new("t", "buy", "0.05", "100.5", account="x", ts=T0 + 6 * S)), v)
-    stop = store.get_order("stop")
+    store.journal.commit(applied(v, new("t", "buy", "0.05", "100.5", account="x", ts=T0 + 6 * S)), v)
+    stop = store.history.get_order("stop")
     assert (stop["status"], stop["filled_qty"], stop["avg_price"]) == ("filled", "0.1", "100.5")
-    assert store.get_order("ask")["status"] == "partially_filled"
-    assert store.get_order("ask")["open_qty"] == "0.05"
+    assert store.history.get_order("ask")["status"] == "partially_filled"
+    assert store.history.get_order("ask")["open_qty"] == "0.05"
 
 
 def test_decimal_values_in_commands_are_journaled_exactly(store: Store) -> None:
     v = Venue()
     cmd = new("d", "buy", Decimal("0.500"), Decimal("100.10"))
-    store.commit(applied(v, cmd, {"op": "deposit", "account": "a1", "currency": "USD", "amount": Decimal("1E+3"),
+    store.journal.commit(applied(v, cmd, {"op": "deposit", "account": "a1", "currency": "USD", "amount": Decimal("1E+3"),
                                   "ts": T0}), v)
     text = store.db.execute_sql("SELECT command FROM journal WHERE seq = 1").fetchone()[0]
     assert '"price":"100.10"' in text and '"qty":"0.500"' in text and " " not in text
-    row = store.get_order("d")
+    row = store.history.get_order("d")
     assert (row["price"], row["qty"]) == ("100.1", "0.5")
-    recovered, _, _ = store.recover(Venue)
+    recovered, _, _ = store.journal.recover(Venue)
     assert recovered.accounts["a1"].wallets["USD"].balance == v.accounts["a1"].wallets["USD"].balance
 
 
 def test_empty_batch_commits_nothing(store: Store) -> None:
-    assert store.commit([], Venue()) == 0
-    assert list(store.journal()) == []
+    assert store.journal.commit([], Venue()) == 0
+    assert list(store.journal.entries()) == []
 
 
 def test_next_order_number(store: Store) -> None:
     v = Venue()
-    assert store.next_order_number() == 1
-    store.commit(applied(v, new("9", "buy", "1", "100"), new("12", "buy", "1", "1.001"),  # rejected counts too
+    assert store.journal.next_order_number() == 1
+    store.journal.commit(applied(v, new("9", "buy", "1", "100"), new("12", "buy", "1", "1.001"),  # rejected counts too
                          new("abc", "buy", "1", "100"), new("1e5", "buy", "1", "100"), new("100x", "buy", "1", "100")),
                  v)
-    assert store.next_order_number() == 13
+    assert store.journal.next_order_number() == 13
 
 
 # -- recovery --------------------------------------------------------------------------------
@@ -429,11 +429,11 @@ def run_session(store: Store, cmds: list[dict], seed: int, snapshot_at: int | No
         chunk = cmds[i:i + size]
         batch = applied(v, *chunk)
         reasons |= {f"{e.op}:{e.reason}" for _, evs in batch for e in evs if isinstance(e, OrderRejected)}
-        seq = store.commit(batch, v)
+        seq = store.journal.commit(batch, v)
         i += len(chunk)
         assert seq == i
         if snapshot_at is not None and not snapshotted and i >= snapshot_at:
-            store.snapshot(seq, v)
+            store.journal.snapshot(seq, v)
             snapshotted = True
     return v, reasons
 
@@ -444,20 +444,20 @@ def test_recovery_reproduces_the_venue(tmp_path: Path, snapshot_at: int | None) 
     path = tmp_path / "r.db"
     store = Store(path)
     original, reasons = run_session(store, cmds, 3, snapshot_at)
-    fills = len(store.list_fills(limit=10**6)[0])
+    fills = len(store.history.list_fills(limit=10**6)[0])
     assert fills > 200, "the stream should trade"
     assert {"new:rate_limit", "new:duplicate_order_id", "amend:order_closed", "cancel:unknown_order"} <= reasons
-    stored = {r["reason"] for r in store.list_orders(statuses=["rejected"], limit=10**6)[0]}
+    stored = {r["reason"] for r in store.history.list_orders(statuses=["rejected"], limit=10**6)[0]}
     assert "rate_limit" in stored and "duplicate_order_id" not in stored  # never over the accepted order
     store.close()
 
     reopened = Store(path)
-    recovered, last, replayed = reopened.recover(Venue)
+    recovered, last, replayed = reopened.journal.recover(Venue)
     assert last == len(cmds)
     if snapshot_at is None or snapshot_at > len(cmds):
         assert replayed == len(cmds)
     else:
-        snaps = reopened.snapshots()
+        snaps = reopened.journal.snapshots()
         assert len(snaps) == 1 and snaps[0][0] >= snapshot_at
         assert replayed == len(cmds) - snaps[0][0]
     assert venue_state(recovered) == venue_state(original)
@@ -470,7 +470,7 @@ def test_recovery_reproduces_the_venue(tmp_path: Path, snapshot_at: int | None) 
         inst = original.instruments[o.symbol]
         assert (row["open_qty"], row["status"]) == (fmt(inst.qty(o.open_qty)), o.status.value)
     fees: dict[tuple[str, str], Decimal] = {}
-    for f in reopened.list_fills(limit=10**6)[0]:
+    for f in reopened.history.list_fills(limit=10**6)[0]:
         fees[f["account"], f["symbol"]] = fees.get((f["account"], f["symbol"]), Decimal(0)) + Decimal(f["fee"])
     assert fees == {(a.id, s): from_cash(p.fees) for a in original.accounts.values()
                     for s, p in a.positions.items() if p.fees or (a.id, s) in fees}
@@ -491,30 +491,30 @@ def test_recovery_reproduces_the_venue(tmp_path: Path, snapshot_at: int | None) 
 def test_snapshot_round_trips_the_venue_and_replaces_older_ones(store: Store) -> None:
     v = Venue()
     cmds = random_stream(5, 400)
-    store.commit(applied(v, *cmds[:200]), v)
-    store.snapshot(100, Venue())  # an older, different state: replaced below
-    store.snapshot(200, v)
-    assert [seq for seq, _ in store.snapshots()] == [200]
-    clone = pickle.loads(store.snapshots()[0][1].read_bytes())
+    store.journal.commit(applied(v, *cmds[:200]), v)
+    store.journal.snapshot(100, Venue())  # an older, different state: replaced below
+    store.journal.snapshot(200, v)
+    assert [seq for seq, _ in store.journal.snapshots()] == [200]
+    clone = pickle.loads(store.journal.snapshots()[0][1].read_bytes())
     assert venue_state(clone) == venue_state(v)
     # shared references survive: an open order's account is the account object in the venue
     for o in clone.orders.values():
         assert o.acct is clone.accounts[o.account] and o.pos is clone.accounts[o.account].positions[o.symbol]
-    store.commit(applied(v, *cmds[200:]), v)
-    recovered, last, replayed = store.recover(Venue)
+    store.journal.commit(applied(v, *cmds[200:]), v)
+    recovered, last, replayed = store.journal.recover(Venue)
     assert (last, replayed) == (len(cmds), len(cmds) - 200)
     assert venue_state(recovered) == venue_state(v)
     with pytest.raises(ValueError):
-        store.snapshot(len(cmds) + 1, v)
+        store.journal.snapshot(len(cmds) + 1, v)
 
 
 def test_a_snapshot_that_does_not_load_falls_back_to_the_whole_journal(store: Store) -> None:
     v = Venue()
     cmds = random_stream(6, 300)
-    store.commit(applied(v, *cmds), v)
-    store.snapshot(len(cmds), v)
-    store.snapshots()[0][1].write_bytes(pickle.dumps(v)[:-40])
-    recovered, last, replayed = store.recover(Venue)
+    store.journal.commit(applied(v, *cmds), v)
+    store.journal.snapshot(len(cmds), v)
+    store.journal.snapshots()[0][1].write_bytes(pickle.dumps(v)[:-40])
+    recovered, last, replayed = store.journal.recover(Venue)
     assert (last, replayed) == (len(cmds), len(cmds))
     assert venue_state(recovered) == venue_state(v)
 
@@ -540,7 +540,7 @@ WRITER = textwrap.dedent("""
             cmd = {"op": "new", "id": str(n), "account": "a%d" % (n % 5), "symbol": "BTC-USD", "side": side,
                    "type": "limit", "price": price, "qty": "0.01", "ts": 1767600000000000000 + n}
             batch.append((cmd, apply(venue, cmd)))
-        seq = store.commit(batch, venue)
+        seq = store.journal.commit(batch, venue)
         print(seq, flush=True)
 """)
 
@@ -578,16 +578,16 @@ def test_sigkill_loses_no_acknowledged_commit(tmp_path: Path) -> None:
 
     store = Store(path)
     assert store.db.execute_sql("PRAGMA integrity_check").fetchone()[0] == "ok"
-    seqs = [r["seq"] for r in store.journal()]
+    seqs = [r["seq"] for r in store.journal.entries()]
     assert set(acked) <= set(seqs)
     assert seqs == list(range(1, len(seqs) + 1))
     assert len(seqs) % 20 == 0, "a batch is all or nothing"
-    venue, last, replayed = store.recover(Venue)
-    assert last == replayed == len(seqs) == store.last_seq
+    venue, last, replayed = store.journal.recover(Venue)
+    assert last == replayed == len(seqs) == store.journal.last_seq
     # the orders table is exactly as durable as the journal
     assert sorted(r["id"] for r in all_orders(store, statuses=["new", "partially_filled"])) == sorted(venue.orders)
     assert store.db.execute_sql("SELECT count(*) FROM orders").fetchone()[0] == len(seqs)
-    assert store.commit(applied(venue, new("after", "buy", "0.01", "99", ts=venue.now)), venue) == len(seqs) + 1
+    assert store.journal.commit(applied(venue, new("after", "buy", "0.01", "99", ts=venue.now)), venue) == len(seqs) + 1
     store.close()
 
 
@@ -596,7 +596,7 @@ def test_sigkill_loses_no_acknowledged_commit(tmp_path: Path) -> None:
 
 def test_readers_on_other_threads_do_not_block_the_writer(store: Store) -> None:
     v = Venue()
-    store.commit(applied(v, new("1", "buy", "1", "100")), v)
+    store.journal.commit(applied(v, new("1", "buy", "1", "100")), v)
     reading = threading.Event()
     written = threading.Event()
     seen: list = []
@@ -604,11 +604,11 @@ def test_readers_on_other_threads_do_not_block_the_writer(store: Store) -> None:
     def reader() -> None:
         try:
             with store.db.atomic():  # a long read transaction on this thread's own connection
-                seen.append(len(store.list_orders()[0]))
+                seen.append(len(store.history.list_orders()[0]))
                 reading.set()
                 seen.append(written.wait(10))
-                seen.append(len(store.list_orders()[0]))  # still its snapshot
-            seen.append(len(store.list_orders()[0]))
+                seen.append(len(store.history.list_orders()[0]))  # still its snapshot
+            seen.append(len(store.history.list_orders()[0]))
         finally:
             reading.set()
             store.close()
@@ -616,7 +616,7 @@ def test_readers_on_other_threads_do_not_block_the_writer(store: Store) -> None:
     t = threading.Thread(target=reader)
     t.start()
     assert reading.wait(10)
-    store.commit(applied(v, new("2", "buy", "1", "100", ts=T0 + 1)), v)  # must not wait for the reader
+    store.journal.commit(applied(v, new("2", "buy", "1", "100", ts=T0 + 1)), v)  # must not wait for the reader
     written.set()
     t.join(10)
     assert seen == [1, True, 1, 2]
@@ -632,9 +632,9 @@ def test_many_readers_while_writing(tmp_path: Path) -> None:
     def reader(k: int) -> None:
         try:
             while not stop.is_set():
-                rows, _ = store.list_orders(account="a1", limit=1000)
+                rows, _ = store.history.list_orders(account="a1", limit=1000)
                 counts[k].append(len(rows))
-                store.list_fills(account="a1")
+                store.history.list_fills(account="a1")
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -645,7 +645,7 @@ def test_many_readers_while_writing(tmp_path: Path) -> None:
         t.start()
     try:
         for b in range(30):
-            store.commit(applied(v, *[new(f"{b}-{i}", "buy", "0.01", "90", ts=T0 + b) for i in range(10)]), v)
+            store.journal.commit(applied(v, *[new(f"{b}-{i}", "buy", "0.01", "90", ts=T0 + b) for i in range(10)]), v)
     finally:
         stop.set()
         for t in threads:
@@ -654,7 +654,7 @@ def test_many_readers_while_writing(tmp_path: Path) -> None:
     for seq in counts:
         assert seq == sorted(seq)  # each reader sees a growing table: committed batches only
         assert all(c % 10 == 0 for c in seq)
-    assert len(store.list_orders(account="a1", limit=1000)[0]) == 300
+    assert len(store.history.list_orders(account="a1", limit=1000)[0]) == 300
     store.close()
 
 
@@ -684,7 +684,7 @@ def history(tmp_path_factory: pytest.TempPathFactory):
         if rng.random() < 0.15:
             cmds.append({"op": "cancel", "id": str(rng.randint(0, i)), "ts": ts})
     for i in range(0, len(cmds), 50):
-        store.commit(applied(v, *cmds[i:i + 50]), v)
+        store.journal.commit(applied(v, *cmds[i:i + 50]), v)
     rows = [dict(zip([d[0] for d in cur.description], r)) for cur in
             [store.db.execute_sql("SELECT * FROM orders")] for r in cur.fetchall()]
     yield store, rows
@@ -724,7 +724,7 @@ def test_keyset_paging_returns_every_row_once(history, filters: dict, page: int)
     want.sort(key=lambda r: (r["created_ns"], r["id"]), reverse=True)
     got, key, pages = [], None, 0
     while True:
-        rows, key = store.list_orders(limit=page, before_key=key, **filters)
+        rows, key = store.history.list_orders(limit=page, before_key=key, **filters)
         assert len(rows) <= page
         assert key is None or len(rows) == page
         got += rows
@@ -758,7 +758,7 @@ def test_fill_paging_and_filters(history) -> None:
         want.sort(key=lambda r: (r[1], r[0]), reverse=True)
         got, key = [], None
         while True:
-            rows, key = store.list_fills(limit=9, before_key=key, **filters)
+            rows, key = store.history.list_fills(limit=9, before_key=key, **filters)
             got += rows
             if key is None:
                 break
@@ -800,58 +800,58 @@ def check_plan(plan: list[str], index: str, table: str) -> None:
 @pytest.mark.parametrize("paged", [False, True])
 def test_order_queries_use_an_index(history, filters: dict, index: str, paged: bool) -> None:
     store, _ = history
-    queries = store.order_queries(**filters, before_key=(T0, "5") if paged else None)
+    queries = store.history.order_queries(**filters, before_key=(T0, "5") if paged else None)
     assert queries
     for sql, params in queries:
-        check_plan(store.explain(sql, params), index, "orders")
+        check_plan(store.history.explain(sql, params), index, "orders")
 
 
 @pytest.mark.parametrize("filters,index", FILL_PLANS)
 @pytest.mark.parametrize("paged", [False, True])
 def test_fill_queries_use_an_index(history, filters: dict, index: str, paged: bool) -> None:
     store, _ = history
-    sql, params = store.fill_query(**filters, before_key=(T0, 5) if paged else None)
-    check_plan(store.explain(sql, params), index, "fills")
+    sql, params = store.history.fill_query(**filters, before_key=(T0, 5) if paged else None)
+    check_plan(store.history.explain(sql, params), index, "fills")
 
 
 def test_get_order_and_next_order_number_use_the_primary_key(history) -> None:
     store, _ = history
-    plan = store.explain("SELECT * FROM orders WHERE id = ?", ("5",))
+    plan = store.history.explain("SELECT * FROM orders WHERE id = ?", ("5",))
     assert any("sqlite_autoindex_orders_1" in line for line in plan), plan
-    assert store.next_order_number() == 600
+    assert store.journal.next_order_number() == 600
 
 
 # -- other tables ------------------------------------------------------------------------------
 
 
 def test_risk_limits_strategies_alerts(store: Store) -> None:
-    store.set_risk_limit("max_position", Decimal("2.5"), account="a1", symbol=BTC, updated_ns=5)
-    store.set_risk_limit("price_band_pct", "3")
-    store.set_risk_limit("max_position", None, account="a1", symbol=BTC, updated_ns=6)
-    assert store.list_risk_limits() == [
+    store.settings.set_risk_limit("max_position", Decimal("2.5"), account="a1", symbol=BTC, updated_ns=5)
+    store.settings.set_risk_limit("price_band_pct", "3")
+    store.settings.set_risk_limit("max_position", None, account="a1", symbol=BTC, updated_ns=6)
+    assert store.settings.list_risk_limits() == [
         {"account": None, "symbol": None, "key": "price_band_pct", "value": "3", "updated_ns": 0},
         {"account": "a1", "symbol": BTC, "key": "max_position", "value": None, "updated_ns": 6},
     ]
-    assert store.delete_risk_limit("price_band_pct") and not store.delete_risk_limit("price_band_pct")
+    assert store.settings.delete_risk_limit("price_band_pct") and not store.settings.delete_risk_limit("price_band_pct")
 
-    store.upsert_strategy("s1", "grid", {"levels": 5, "step": Decimal("0.5")}, "stopped", account="a1", ts=10)
-    store.upsert_strategy("s1", "grid", {"levels": 6}, "running", account="a1", ts=20)
-    assert store.get_strategy("s1") == {"id": "s1", "kind": "grid", "params": {"levels": 6}, "account": "a1",
+    store.settings.upsert_strategy("s1", "grid", {"levels": 5, "step": Decimal("0.5")}, "stopped", account="a1", ts=10)
+    store.settings.upsert_strategy("s1", "grid", {"levels": 6}, "running", account="a1", ts=20)
+    assert store.settings.get_strategy("s1") == {"id": "s1", "kind": "grid", "params": {"levels": 6}, "account": "a1",
                                         "state": "running", "created_ns": 10, "updated_ns": 20}
-    store.upsert_strategy("s2", "twap", {"qty": "1"}, "stopped", ts=30)
-    assert [s["id"] for s in store.list_strategies()] == ["s1", "s2"]
-    assert [s["id"] for s in store.list_strategies(account="a1", state="running")] == ["s1"]
-    assert store.delete_strategy("s2") and store.get_strategy("s2") is None
+    store.settings.upsert_strategy("s2", "twap", {"qty": "1"}, "stopped", ts=30)
+    assert [s["id"] for s in store.settings.list_strategies()] == ["s1", "s2"]
+    assert [s["id"] for s in store.settings.list_strategies(account="a1", state="running")] == ["s1"]
+    assert store.settings.delete_strategy("s2") and store.settings.get_strategy("s2") is None
 
-    store.upsert_alert("al1", "engine_lag", "warning", "firing", 100, labels={"symbol": BTC}, summary="slow")
-    assert store.ack_alert("al1")
-    store.upsert_alert("al1", "engine_lag", "warning", "resolved", 100, labels={"symbol": BTC}, resolved_ns=200)
-    store.upsert_alert("al2", "drawdown", "critical", "firing", 150)
-    alerts = store.list_alerts()
+    store.settings.upsert_alert("al1", "engine_lag", "warning", "firing", 100, labels={"symbol": BTC}, summary="slow")
+    assert store.settings.ack_alert("al1")
+    store.settings.upsert_alert("al1", "engine_lag", "warning", "resolved", 100, labels={"symbol": BTC}, resolved_ns=200)
+    store.settings.upsert_alert("al2", "drawdown", "critical", "firing", 150)
+    alerts = store.settings.list_alerts()
     assert [a["id"] for a in alerts] == ["al2", "al1"]
     assert (alerts[1]["state"], alerts[1]["resolved_ns"], alerts[1]["acked"], alerts[1]["labels"]) == (
         "resolved", 200, True, {"symbol": BTC})
-    assert [a["id"] for a in store.list_alerts(state="firing")] == ["al2"]
+    assert [a["id"] for a in store.settings.list_alerts(state="firing")] == ["al2"]
 
 
 # -- decimal text ---------------------------------------------------------------------------------
@@ -873,7 +873,7 @@ def test_the_engine_snapshots_from_a_forked_child_while_it_keeps_going(tmp_path:
     from tradsys.daemon.core import Core
 
     store = Store(tmp_path / "c.db")
-    core = Core(Venue(), store, snapshot_every=400)
+    core = Core(Venue(), store.journal, snapshot_every=400)
     core.start()
     try:
         cmds = random_stream(21, 2_001)
@@ -883,20 +883,20 @@ def test_the_engine_snapshots_from_a_forked_child_while_it_keeps_going(tmp_path:
             if core.query(lambda _venue: core._snapshotter is None and core._since_snapshot < 400):
                 break
             time.sleep(0.01)
-        (seq, path), = store.snapshots()
+        (seq, path), = store.journal.snapshots()
         forked = path.read_bytes()
         # A child forked late (its turn came once the one before it was reaped) may cover every
         # command so far; one more makes the journal end after any child's snapshot.
         core.execute(cmds[2_000:])
     finally:
         core.stop()
-    last = store.last_seq
+    last = store.journal.last_seq
     assert 400 <= seq < last, "taken by a child while running, not by the stop"
-    assert [s for s, _ in store.snapshots()] == [last], "the stop's snapshot replaced it"
+    assert [s for s, _ in store.journal.snapshots()] == [last], "the stop's snapshot replaced it"
     # recovery from the child's snapshot plus the journal after it is the engine's venue
-    store.snapshots()[0][1].unlink()
-    (store.snapshot_dir / path.name).write_bytes(forked)
-    recovered, recovered_last, replayed = Store(tmp_path / "c.db").recover(Venue)
+    store.journal.snapshots()[0][1].unlink()
+    (store.journal.snapshot_dir / path.name).write_bytes(forked)
+    recovered, recovered_last, replayed = Store(tmp_path / "c.db").journal.recover(Venue)
     assert (recovered_last, replayed) == (last, last - seq)
     # `now` aside: the engine's idle clock ticks move it without a journal row
     assert {**venue_state(recovered), "now": 0} == {**venue_state(core.venue), "now": 0}
@@ -905,11 +905,11 @@ def test_the_engine_snapshots_from_a_forked_child_while_it_keeps_going(tmp_path:
 def test_a_snapshot_past_the_journal_is_dropped(store: Store) -> None:
     v = Venue()
     cmds = random_stream(7, 100)
-    store.commit(applied(v, *cmds), v)
-    store.snapshot(len(cmds), v)
-    name = store.snapshots()[0][1].name
-    (store.snapshot_dir / name).rename(store.snapshot_dir / f"{len(cmds) + 50:020d}.pickle")
-    recovered, last, replayed = store.recover(Venue)
+    store.journal.commit(applied(v, *cmds), v)
+    store.journal.snapshot(len(cmds), v)
+    name = store.journal.snapshots()[0][1].name
+    (store.journal.snapshot_dir / name).rename(store.journal.snapshot_dir / f"{len(cmds) + 50:020d}.pickle")
+    recovered, last, replayed = store.journal.recover(Venue)
     assert (last, replayed) == (len(cmds), len(cmds)), "a history the journal no longer has is not used"
-    assert store.snapshots() == []
+    assert store.journal.snapshots() == []
     assert venue_state(recovered) == venue_state(v)

@@ -209,7 +209,7 @@ def replayed_venue(home: Path) -> Any:
     config = load_config(env={"TRADSYS_HOME": str(home)})
     venue = make_venue(config)
     with Store(config.db_path) as store:
-        for entry in store.journal():
+        for entry in store.journal.entries():
             try:
                 apply(venue, entry["command"])
             except Exception:

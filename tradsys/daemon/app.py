@@ -101,21 +101,22 @@ class Daemon:
         self.alerter = self._alerter()
         secret, _admin_token = ensure_secrets(config.home)
         self.store = Store(config.db_path, fsync=config.durability == "fsync")
-        venue, last_seq, replayed = self.store.recover(lambda: make_venue(config))
+        journal = self.store.journal
+        venue, last_seq, replayed = journal.recover(lambda: make_venue(config))
         fresh = last_seq == 0
         if fresh:
-            self.store.snapshot(0, venue)
+            journal.snapshot(0, venue)
         log_event(log, logging.INFO, "daemon.recovered", seq=last_seq, replayed=replayed, open_orders=len(venue.orders))
         market = self._market(venue)
         self.market = market
-        self.strategies = StrategyHost(self.store, venue.instruments, threaded=True)
+        self.strategies = StrategyHost(self.store.settings, venue.instruments, threaded=True)
         self.strategies.restore()
         self.signal_sources += [self.strategies.drawdown_signals, self.strategies.lag_signals]
         self.core = core = Core(
-            venue, self.store, next_order_number=self.store.next_order_number(), last_seq=last_seq,
+            venue, journal, next_order_number=journal.next_order_number(), last_seq=last_seq,
             actors=([market] if market is not None else []) + [self.strategies],
             snapshot_every=config.snapshot_every, max_queued=config.max_queued,
-            restore=lambda: self.store.recover(lambda: make_venue(config))[0],
+            restore=lambda: journal.recover(lambda: make_venue(config))[0],
         )
         self.feeds = Feeds(venue, self.hub)
         self.rejects = RejectWindow()
@@ -128,11 +129,11 @@ class Daemon:
         fanout = Fanout(self.hub)
         gate = Gate(secret, on_refusal=lambda kind, detail: self.metrics.auth_refusals.labels(kind, detail).inc())
         servicers = {
-            "orders": OrderService(core, self.store, fanout, gate),
+            "orders": OrderService(core, self.store.history, fanout, gate),
             "marketdata": MarketDataService(core, self.feeds, fanout, gate),
             "risk": RiskService(core, gate),
             "strategy": StrategyService(gate, self.strategies),
-            "alerts": AlertService(self.store, fanout, gate, lambda: list(self.alerter.rules.active.values())),
+            "alerts": AlertService(self.store.settings, fanout, gate, lambda: list(self.alerter.rules.active.values())),
         }
         credentials, tls = tls_contexts(config)
         for where in insecure_binds(config):
@@ -141,7 +142,7 @@ class Daemon:
         self.http = HttpServer(config.http_host, config.http_port, config.max_message_bytes, ssl=tls)
         self.http.routes["/health"] = self._health
         self.http.routes["/metrics"] = self._metrics
-        self.ws = WsServer(core, self.feeds, self.hub, self.store, secret, self.metrics,
+        self.ws = WsServer(core, self.feeds, self.hub, self.store.history, secret, self.metrics,
                            section(WsLimits, "ws", config.raw.get("ws", {})))
         self.http.sessions["/ws"] = self.ws.json_session
         self.http.sessions["/ws/v2"] = self.ws.proto_session
@@ -186,8 +187,8 @@ class Daemon:
         return Alerter(AlertRules(load_rules(spec)), self._signals, deliver)
 
     def _store_alert(self, alert: dict[str, Any]) -> None:
-        self.store.upsert_alert(alert["id"], alert["rule"], alert["severity"], alert["state"], alert["started_ns"],
-                                alert["labels"], alert["summary"], alert["resolved_ns"])
+        self.store.settings.upsert_alert(alert["id"], alert["rule"], alert["severity"], alert["state"],
+                                         alert["started_ns"], alert["labels"], alert["summary"], alert["resolved_ns"])
 
     def _signals(self) -> tuple[int, dict[str, dict[tuple, float]]]:
         """What the alert rules look at. Read from this thread without asking the engine, so that
@@ -261,7 +262,7 @@ class Daemon:
         status = self.state
         if status == "ok" and (engine != "running" or (venue is not None and venue.kill_switch)):
             status = "halted"
-        fault = core.fault if core is not None else None
+        fault = core.storage.fault if core is not None else None
         if status == "ok" and fault is not None:
             status = "degraded"
         return {

@@ -22,9 +22,12 @@ the write in flight is awaited, so what they see is durable.
 Listeners (feeds, metrics) are told once the engine has had nothing to do for `publish_idle`, or
 `publish_max` after the oldest unpublished batch, with every batch since: their cost is mostly per
 call (book depth, gauges), and running them while woken handlers want the interpreter to send their
-acknowledgements, or while a client's next order comes in, delays those. 3 ms of quiet is longer
-than a loopback client takes to send its next order after an ack, so such a client has them run
-every `publish_max`, not after every order.
+acknowledgements, or while a client's next order comes in, delays those. The default `publish_idle`
+is longer than a loopback client takes to send its next order after an ack, so such a client has
+them run every `publish_max`, not after every order.
+
+While the store cannot write, `storage_fault.StorageGuard` undoes the batch that failed and the
+engine refuses commands until a probe write succeeds.
 """
 
 import logging
@@ -37,6 +40,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from tradsys.daemon.storage_fault import StorageGuard
 from tradsys.engine import Event, Rejected, Venue
 from tradsys.engine.commands import BadCommand, apply
 
@@ -51,6 +55,8 @@ Listener = Callable[[Batch, Venue], None]
 
 
 class Store(Protocol):
+    """The store's write side (`store.Journal`): batches journaled in order, snapshots, probes."""
+
     def prepare(self, batch: Batch, venue: Venue) -> Any: ...
     def write(self, rows: Any) -> int: ...
     def discard(self) -> None: ...
@@ -136,9 +142,9 @@ class Core:
         self.batches_total = 0
         self.last_commit_ns = 0
         self.last_cycle_ns = 0
+        """Wall-clock end of the engine thread's last cycle: it stops moving if the thread is stuck."""
         self.timings = (0.0, 0.0)
         """Seconds the last committed batch took to apply in the engine, and to make durable."""
-        """Wall-clock end of the engine thread's last cycle: it stops moving if the thread is stuck."""
         self._next_id = next_order_number
         self._clock = clock
         self._tick_ns = int(tick_seconds * 1e9)
@@ -157,13 +163,8 @@ class Core:
         self._current: list[_Job] = []
         """The jobs of the cycle under way, failed rather than left hanging if the cycle breaks."""
         self.failed: BaseException | None = None
-        self.fault: str | None = None
-        """Why the store cannot write, while it cannot: commands are refused, queries served."""
-        self.faults_total = 0
-        self._restore = restore
-        """The durable state as a fresh venue (the store's recovery), to undo a batch that could not be committed."""
-        self._probe_ns = int(probe_seconds * 1e9)
-        self._next_probe = 0
+        self.storage = StorageGuard(store, restore, probe_seconds)
+        """Why the store cannot write (`storage.fault`), while it cannot: commands are refused, queries served."""
         self._unpublished: Batch = []
         self._publish_idle_ns = int(publish_idle * 1e9)
         self._active_ns = 0
@@ -205,10 +206,10 @@ class Core:
     def _run_here(self, job: _Job) -> bool:
         """Caller-runs: when the engine is idle (nothing queued, nothing being written), the
         caller's thread runs the cycle for its job itself, under the engine lock, and writes the
-        batch inline. A blocked caller waking the engine thread, and the engine thread waking it
-        back, each cost a thread wake-up (70-90 us on this VM): more than applying and writing
-        one order. False if the engine is busy: then the job goes through the queue, behind the
-        work already there."""
+        batch inline: a blocked caller waking the engine thread, and the engine thread waking it
+        back, would cost two thread wake-ups, which take longer than applying and writing one
+        order. False if the engine is busy: then the job goes through the queue, behind the work
+        already there."""
         if not self._lock.acquire(blocking=False):
             return False
         try:
@@ -335,7 +336,7 @@ class Core:
     def _cycle(self, jobs: list[_Job], now: int, tick: bool, inline: bool = False) -> None:
         if jobs:
             self._active_ns = now
-        if self.fault is not None and not self._probe(now):
+        if self.storage.fault is not None and not self.storage.probe(now):
             self._refuse(jobs)
             return
         venue = self.venue
@@ -443,14 +444,14 @@ class Core:
         state the engine stops; with one, it goes back and refuses commands until a probe write
         succeeds."""
         self.store.discard()
-        if self._restore is None:
+        if not self.storage.can_undo:
             self._void(write.answers, Unavailable(f"not durable: {exc}"))
             raise exc
-        self._enter_fault(exc, write.now)
+        self.storage.enter(self.venue, exc, write.now)
         self._void(write.answers)
 
     def _void(self, answers: list[tuple[_Job, Any, Exception | None]], error: Exception | None = None) -> None:
-        error = error or StorageFault(f"not durable, nothing was done: {self.fault}")
+        error = error or StorageFault(f"not durable, nothing was done: {self.storage.fault}")
         for job, _, _ in answers:
             job.future.set_exception(error)
 
@@ -489,37 +490,12 @@ class Core:
             except Exception:
                 log.exception("listener.failed", extra={"fields": {"listener": getattr(listener, "__qualname__", "?")}})
 
-    # -- storage faults -------------------------------------------------------------------
-
-    def _enter_fault(self, exc: BaseException, now: int) -> None:
-        """The batch is applied in memory but not durable: put the venue back to the durable
-        state (in place, so everything holding it sees the undo) and refuse commands until a
-        probe write succeeds."""
-        assert self._restore is not None
-        _replace_state(self.venue, self._restore())
-        self.fault = _describe(exc)
-        self.faults_total += 1
-        self._next_probe = now + self._probe_ns
-        log.error("store.fault", extra={"fields": {"reason": self.fault}})
-
-    def _probe(self, now: int) -> bool:
-        if now < self._next_probe:
-            return False
-        self._next_probe = now + self._probe_ns
-        try:
-            self.store.probe()
-        except Exception:
-            return False
-        log.warning("store.recovered", extra={"fields": {"was": self.fault}})
-        self.fault = None
-        return True
-
     def _refuse(self, jobs: list[_Job]) -> None:
         """While the store cannot write: commands are refused, unapplied; queries are answered."""
         self._publish()
         for job in jobs:
             if job.commands is not None:
-                job.future.set_exception(StorageFault(f"new orders are refused: {self.fault}"))
+                job.future.set_exception(StorageFault(f"new orders are refused: {self.storage.fault}"))
             elif job.query is not None:
                 try:
                     job.future.set_result(job.query(self.venue))
@@ -566,23 +542,3 @@ def _resolve(answers: list[tuple[_Job, Any, Exception | None]]) -> None:
         else:
             job.future.set_exception(error)
 
-
-def _describe(exc: BaseException) -> str:
-    """Why the store refused a write, from the first error in the chain: a failed rollback
-    (SQLite has already rolled back after SQLITE_FULL) must not hide the disk being full."""
-    while exc.__context__ is not None and "rollback" in str(exc):
-        exc = exc.__context__
-    text = str(exc).lower()
-    if "readonly" in text or "read-only" in text:
-        return f"the database is read-only ({exc})"
-    if "full" in text or "no space" in text or "too large" in text:
-        return f"the disk is full ({exc})"
-    return f"the database cannot be written ({exc})"
-
-
-def _replace_state(venue: Venue, durable: Venue) -> None:
-    """Make `venue` hold `durable`'s state, in place: the compiled engine lists its attributes in
-    `__mypyc_attrs__`, plain Python in `__slots__`."""
-    for name in getattr(Venue, "__mypyc_attrs__", None) or Venue.__slots__:
-        if hasattr(durable, name):
-            setattr(venue, name, getattr(durable, name))

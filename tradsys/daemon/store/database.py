@@ -1,0 +1,65 @@
+"""The daemon's SQLite file, opened once and shared by the journal and the read repositories.
+
+SQLite through peewee, in WAL mode with `synchronous=FULL`: when a journal write returns, the
+batch is on disk. One writer thread (the engine thread) appends to the journal and snapshots;
+any number of reader threads query the history and settings, each on its own connection
+(peewee keeps one per thread), and WAL lets them read while the writer writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import peewee as pw
+
+from tradsys.daemon.store.history import History
+from tradsys.daemon.store.journal import Journal
+from tradsys.daemon.store.settings import Settings
+from tradsys.daemon.store.tables import bind
+
+BUSY_TIMEOUT_MS = 10_000
+PRAGMAS = (
+    ("journal_mode", "wal"),
+    ("foreign_keys", 0),
+    ("busy_timeout", BUSY_TIMEOUT_MS),
+    ("cache_size", -16_000),  # KiB, per connection: every reader thread has one, and it stays allocated
+    ("temp_store", "memory"),
+)
+
+
+class Store:
+    """The database: its `journal` (the engine's), `history` (orders and fills) and `settings`
+    (risk limits, strategies, alerts). See the module docstring for the thread model."""
+
+    def __init__(self, path: Path | str, *, wal_autocheckpoint: int = 1000, fsync: bool = True) -> None:
+        """`fsync=False` keeps commits durable against a killed process (the WAL is written before
+        `commit` returns) but not against power loss: SQLite's synchronous=NORMAL."""
+        self.path = Path(path)
+        self.db = pw.SqliteDatabase(
+            str(self.path),
+            pragmas=PRAGMAS + (("wal_autocheckpoint", wal_autocheckpoint), ("synchronous", "full" if fsync else "normal")),
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,  # for the journal's writer; every other connection stays with its thread
+        )
+        models = bind(self.db)
+        self.db.connect(reuse_if_open=True)
+        mode = self.db.execute_sql("PRAGMA journal_mode").fetchone()[0]
+        if mode.lower() != "wal":
+            raise RuntimeError(f"{self.path}: could not switch to WAL (journal_mode={mode})")
+        with self.db.atomic("IMMEDIATE"):
+            self.db.create_tables(list(models.values()), safe=True)
+            self.db.execute_sql("DROP TABLE IF EXISTS snapshots")  # where snapshots were kept before the files
+        self.journal = Journal(self.db, self.path, fsync)
+        self.history = History(self.db)
+        self.settings = Settings(models)
+
+    def close(self) -> None:
+        """Close this thread's connection (other threads' connections close with their threads)."""
+        if not self.db.is_closed():
+            self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,177 @@
+"""The command journal: the truth from which the venue is rebuilt.
+
+Every command that reached the engine, in order, including the ones it rejected (they still move
+rate-limit counters and the clock). `recover` loads the newest snapshot and replays the journal
+after it through `commands.apply`, which reproduces the venue exactly. The orders and fills
+tables are projections of the events, written in the same transaction as the batch's journal rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import peewee as pw
+
+from tradsys.daemon.store import snapshots
+from tradsys.daemon.store.codec import loads
+from tradsys.daemon.store.projection import Rows, project
+from tradsys.engine.commands import apply
+from tradsys.engine.events import Event
+from tradsys.engine.venue import Venue
+
+CHUNK = 2_000
+"""Journal rows read per statement, so that no statement stays open between items."""
+
+
+class CorruptJournal(Exception):
+    """A journal row that cannot be read back: the daemon will not guess what it did."""
+
+
+class Journal:
+    """Appends batches (the engine thread, one writer at a time), takes snapshots, recovers.
+
+    `fsync` also makes each snapshot file durable before older ones are removed."""
+
+    def __init__(self, db: pw.SqliteDatabase, path: Path, fsync: bool) -> None:
+        self.db = db
+        self.path = path
+        self.snapshot_dir = path.with_name(path.name + ".snapshots")
+        self._fsync = fsync
+        self._seq: int = db.execute_sql("SELECT max(seq) FROM journal").fetchone()[0] or 0
+        self._prepared = self._seq
+        """The seq of the last row `prepare` handed out; `_seq` is the last one written."""
+        self._writer: Any = None
+        """The one connection `write` uses, from whichever thread writes (one at a time): with
+        two, each would find its page cache stale after every write of the other."""
+
+    @property
+    def last_seq(self) -> int:
+        """The last journal seq this store wrote or found at open."""
+        return self._seq
+
+    # -- appending (engine thread only) --------------------------------------------------------
+
+    def commit(self, batch: Sequence[tuple[dict, list[Event]]], venue: Venue) -> int:
+        """Journal a batch of applied commands and project their events, in one durable
+        transaction; returns the seq of the batch's last journal row."""
+        rows = self.prepare(batch, venue)
+        try:
+            return self.write(rows)
+        except BaseException:
+            self.discard()
+            raise
+
+    def prepare(self, batch: Sequence[tuple[dict, list[Event]]], venue: Venue) -> Rows:
+        """A batch's journal rows and projections, read from the engine's objects as they are
+        now: call it before the engine applies anything else. `write` then makes them durable,
+        on any thread, in the order they were prepared."""
+        rows = project(batch, venue, self._prepared)
+        self._prepared = rows.seq
+        return rows
+
+    def write(self, rows: Rows) -> int:
+        """Make prepared rows durable in one transaction; returns the seq of their last journal
+        row. After a failure, `discard` whatever was prepared but not written."""
+        if not rows.journal:
+            return self._seq
+        # The sqlite3 connection directly: peewee's transaction bookkeeping costs as much as the
+        # inserts of a one-order batch.
+        conn = self._writer
+        if conn is None:
+            conn = self._writer = self.db.connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            rows.insert(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._seq = rows.seq
+        return rows.seq
+
+    def discard(self) -> None:
+        """Forget rows prepared but not written: the next `prepare` follows the last write."""
+        self._prepared = self._seq
+
+    def probe(self) -> None:
+        """A tiny durable write (the header's user_version): raises while the database cannot be
+        written (read-only, disk full), so the engine knows when to take orders again."""
+        with self.db.atomic("IMMEDIATE"):
+            version = self.db.execute_sql("PRAGMA user_version").fetchone()[0]
+            self.db.execute_sql(f"PRAGMA user_version = {(version + 1) % 1_000_000}")
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def snapshot(self, seq: int, venue: Venue) -> None:
+        """Store the pickled venue as the state after journal row `seq`; older snapshots go."""
+        self._check_snapshot_seq(seq)
+        snapshots.write(self.snapshot_dir, seq, venue, self._fsync)
+
+    def snapshot_in_child(self, seq: int, venue: Venue) -> int:
+        """`snapshot` from a forked child (`snapshots.write_in_child`); returns its pid."""
+        self._check_snapshot_seq(seq)
+        return snapshots.write_in_child(self.snapshot_dir, seq, venue, self._fsync)
+
+    def _check_snapshot_seq(self, seq: int) -> None:
+        if seq > self._seq:
+            raise ValueError(f"snapshot seq {seq} is past the journal's last seq {self._seq}")
+
+    def snapshots(self) -> list[tuple[int, Path]]:
+        """(seq, file) of this store's snapshots, newest first."""
+        return snapshots.files(self.snapshot_dir)
+
+    # -- recovery --------------------------------------------------------------------------------
+
+    def recover(self, make_venue: Callable[[], Venue]) -> tuple[Venue, int, int]:
+        """(venue, last seq, commands replayed): the newest snapshot (or `make_venue()`) plus
+        every journal row after it, replayed through `commands.apply`."""
+        venue, last = snapshots.newest(self.snapshot_dir, self._seq)
+        if venue is None:
+            venue = make_venue()
+        replayed = 0
+        for entry in self.entries(after_seq=last):
+            try:
+                apply(venue, entry["command"])
+            except Exception:
+                # The live engine thread met the same exception on the same state and journaled
+                # the command anyway (e.g. `halt` of an unknown symbol after moving the clock):
+                # replaying it reproduces whatever it changed before raising.
+                pass
+            last = entry["seq"]
+            replayed += 1
+        return venue, last, replayed
+
+    def next_order_number(self) -> int:
+        """1 + the largest all-digit order id ever stored (accepted or rejected), else 1: where
+        the engine's order ids resume."""
+        row = self.db.execute_sql(
+            "SELECT max(CAST(id AS INTEGER)) FROM orders WHERE id <> '' AND id NOT GLOB '*[^0-9]*'"
+        ).fetchone()
+        return (row[0] or 0) + 1
+
+    def entries(self, after_seq: int = 0) -> Iterator[dict]:
+        """Journal rows after `after_seq`, oldest first: {seq, ts, op, command (decoded)}; any
+        thread. Read in chunks, so no statement stays open between items."""
+        while True:
+            rows = self.db.execute_sql(
+                "SELECT seq, ts, op, command FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, CHUNK),
+            ).fetchall()
+            for seq, ts, op, command in rows:
+                try:
+                    decoded = loads(command)
+                except (TypeError, ValueError) as exc:
+                    raise CorruptJournal(
+                        f"{self.path}: journal row {seq} ({op}) is corrupt ({exc}); refusing to start rather than "
+                        f"drop an acknowledged command. Restore the database from a backup, or inspect it with "
+                        f"`sqlite3 {self.path} \"SELECT * FROM journal WHERE seq >= {seq}\"`"
+                    ) from None
+                if not isinstance(decoded, dict):
+                    raise CorruptJournal(f"{self.path}: journal row {seq} ({op}) is not a command object")
+                yield {"seq": seq, "ts": ts, "op": op, "command": decoded}
+            if len(rows) < CHUNK:
+                return
+            after_seq = rows[-1][0]
+
