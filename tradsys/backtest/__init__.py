@@ -6,10 +6,12 @@
     engine.load_data("examples/data/btc_bars_1m.csv")
     result = engine.run()
 
-Fill rules: `tradsys.backtest.rules`. Metrics: `tradsys.backtest.metrics`.
+Fill rules: `tradsys.backtest.rules`. Run modes: `vectorised`, `event_bars`, `trades`, each driving a
+`sim.Simulation`. One result for all: `result`. Metrics: `metrics`.
 """
 
-from tradsys.backtest.engine import BacktestConfig, BacktestEngine
+from tradsys.backtest.config import BacktestConfig
+from tradsys.backtest.engine import BacktestEngine
 from tradsys.backtest.result import BacktestResult
 
 __all__ = ["BacktestConfig", "BacktestEngine", "BacktestResult"]

@@ -14,13 +14,14 @@ from tradsys.backtest import metrics as m
 from tradsys.engine.instrument import CASH_SCALE
 
 if TYPE_CHECKING:
-    from tradsys.backtest.engine import BacktestEngine, _Sim
+    from tradsys.backtest.sim import Simulation
+    from tradsys.data import MarketData
 
 MAX_CURVE_POINTS = 20_000
 """Trade-data equity curves are sampled at a regular interval chosen to give about this many points."""
 FILL_COLUMNS = {"ts": pl.Int64, "strategy": pl.String, "order_id": pl.String, "symbol": pl.String, "side": pl.String,
                 "price_ticks": pl.Int64, "qty_lots": pl.Int64, "fee_units": pl.Int64, "liquidity": pl.String}
-"""The tuples of `_Sim.fills`."""
+"""The tuples of `Simulation.fills`."""
 TRADE_COLUMNS = {"strategy": pl.String, "symbol": pl.String, "entry_ts": pl.Int64, "exit_ts": pl.Int64,
                  "qty": pl.Float64, "pnl": pl.Float64}
 NICE_PERIODS_S = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86_400, 7 * 86_400)
@@ -74,7 +75,9 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_result(engine: "BacktestEngine", sim: "_Sim", frame: pl.DataFrame, mode: str, elapsed: float) -> BacktestResult:
+def build_result(sim: Simulation, data: MarketData, frame: pl.DataFrame, mode: str, elapsed: float) -> BacktestResult:
+    """The one result of every run mode, from what the simulation recorded over `frame` (the data
+    with ticks); `mode` and `elapsed` go into its info."""
     ticks, lots = sim.ticks, sim.lots
     raw = _frame(sim.fills, FILL_COLUMNS)
     tick = pl.col("symbol").replace_strict(ticks, return_dtype=pl.Float64, default=0.0)
@@ -84,10 +87,10 @@ def build_result(engine: "BacktestEngine", sim: "_Sim", frame: pl.DataFrame, mod
         "symbol", "side", (pl.col("price_ticks") * tick).alias("price"), (pl.col("qty_lots") * lot).alias("qty"),
         (pl.col("fee_units") / CASH_SCALE).alias("fee"), "liquidity",
     )
-    capital = engine.config.initial_capital
+    capital = sim.config.initial_capital
     mark = "close" if sim.kind == "bars" else "price"
     timeline = frame.select("ts", "symbol", pl.col(mark).alias("mark"))
-    equity = equity_curve(timeline, fills, capital, len(engine.data.symbols) if engine.data else 0)
+    equity = equity_curve(timeline, fills, capital, len(data.symbols))
     if sim.kind == "trades" and equity.height > MAX_CURVE_POINTS:
         equity = _resample(equity)
     equity = equity.with_columns(
@@ -117,7 +120,7 @@ def build_result(engine: "BacktestEngine", sim: "_Sim", frame: pl.DataFrame, mod
         logs += [(runner.id, ts, text) for ts, text in runner.ctx.messages]
     rows = frame.height
     info = {
-        "data": engine.data.name if engine.data else "", "kind": sim.kind, "rows": rows, "symbols": list(engine.data.symbols) if engine.data else [],
+        "data": data.name, "kind": sim.kind, "rows": rows, "symbols": list(data.symbols),
         "start": int(ts_s[1]) if len(ts_s) > 1 else None, "end": int(ts_s[-1]) if len(ts_s) else None,
         "mode": mode, "elapsed_s": elapsed, "rows_per_s": rows / elapsed if elapsed > 0 else None,
         "orders_sent": sim.orders_sent, "rejections": dict(sim.rejections),

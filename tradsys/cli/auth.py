@@ -1,7 +1,6 @@
 """`tradsys auth token`: mint API tokens offline from the daemon's secret in TRADSYS_HOME."""
 
 import json
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -10,24 +9,29 @@ import typer
 
 from tradsys.daemon.auth import Role, SecretError, issue_token, load_secret, token_accounts, verify_token
 from tradsys.daemon.config import resolve_home
+from tradsys.durations import DurationError, grammar, parse_seconds
 
 EXIT_USAGE = 2
 EXIT_NO_SECRET = 4
 
 auth_app = typer.Typer(help="Issue API tokens signed with the daemon's secret.", no_args_is_help=True)
 
-_TTL = re.compile(r"([1-9][0-9]*)([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
 
 def parse_ttl(text: str) -> timedelta | None:
-    """"30m", "1h", "7d", "2w" -> timedelta; "none" -> None (never expires)."""
+    """"30m", "1h", "7d", "2w" (a whole count of a unit, see `tradsys.durations`) -> timedelta;
+    "none" -> None (never expires)."""
     if text.strip().lower() == "none":
         return None
-    match = _TTL.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"ttl must look like 30s, 30m, 1h, 7d, 2w or none, got {text!r}")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        seconds = parse_seconds(text.strip(), whole=True)
+    except DurationError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise ValueError(f"ttl must look like 30m, 1h, 7d, 2w or none: {grammar(whole=True)}, above zero; got {text!r}")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"ttl {text!r} is longer than a timestamp can reach") from None
 
 
 def _fail(code: int, message: str) -> typer.Exit:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import json
 import multiprocessing
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +25,7 @@ backtest_app = typer.Typer(help="Backtest strategies on historical bars or trade
 out = Console()
 err = Console(stderr=True)
 
+DataArg = Annotated[Path, typer.Argument(help="Parquet or CSV file of bars or trades.")]
 StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Built-in name or FILE.py:ClassName.")]
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE (repeatable).")]
 SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Use only this symbol of the data.")]
@@ -40,16 +44,52 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _options(capital: float, maker: float, taker: float, slippage: float, latency: float, queue: str,
-             limits: list[str] | None, vectorised: bool) -> dict[str, Any]:
+ENGINE_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "capital": (CapitalOpt, 100_000.0),
+    "maker_fee_bps": (MakerOpt, 1.0),
+    "taker_fee_bps": (TakerOpt, 5.0),
+    "slippage_bps": (SlipOpt, 0.0),
+    "latency_ms": (LatencyOpt, 0.0),
+    "queue": (QueueOpt, "through"),
+    "limit": (LimitOpt, None),
+    "vectorised": (VectorOpt, True),
+}
+"""The backtest engine's settings as CLI options (annotation, default), the same for run and sweep."""
+
+
+def engine_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Gives `command` the ENGINE_OPTIONS in place of its `options` parameter (so they show where it
+    stands in --help) and calls it with them checked, as the keyword arguments of `BacktestEngine`."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    for param in signature.parameters.values():
+        if param.name == "options":
+            parameters += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                             annotation=annotation)
+                           for name, (annotation, default) in ENGINE_OPTIONS.items()]
+        else:
+            parameters.append(param)
+
+    @functools.wraps(command)
+    def with_options(**values: Any) -> None:
+        options = _options(**{name: values.pop(name) for name in ENGINE_OPTIONS})
+        command(**values, options=options)
+
+    with_options.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return with_options
+
+
+def _options(capital: float, maker_fee_bps: float, taker_fee_bps: float, slippage_bps: float, latency_ms: float,
+             queue: str, limit: list[str] | None, vectorised: bool) -> dict[str, Any]:
     if queue not in ("through", "touch"):
         raise _fail(f"--queue must be 'through' or 'touch', got {queue!r}")
     try:
-        limit_values = {k: (None if v.lower() == "none" else v) for k, v in parse_assignments(limits).items()}
+        limit_values = {k: (None if v.lower() == "none" else v) for k, v in parse_assignments(limit).items()}
     except ParamError as exc:
         raise _fail(f"--limit: {exc}") from None
-    return {"initial_capital": capital, "maker_fee_bps": maker, "taker_fee_bps": taker, "slippage_bps": slippage,
-            "latency_ms": latency, "queue": queue, "limits": limit_values, "vectorised": vectorised}
+    return {"initial_capital": capital, "maker_fee_bps": maker_fee_bps, "taker_fee_bps": taker_fee_bps,
+            "slippage_bps": slippage_bps, "latency_ms": latency_ms, "queue": queue, "limits": limit_values,
+            "vectorised": vectorised}
 
 
 def run_backtest(data: str, strategy: str, params: dict[str, Any], symbol: str | None, options: dict[str, Any],
@@ -64,19 +104,14 @@ def run_backtest(data: str, strategy: str, params: dict[str, Any], symbol: str |
 
 
 @backtest_app.command()
+@engine_options
 def run(
-    data: Annotated[Path, typer.Argument(help="Parquet or CSV file of bars or trades.")],
+    data: DataArg,
     strategy: StrategyOpt,
     param: ParamOpt = None,
     symbol: SymbolOpt = None,
-    capital: CapitalOpt = 100_000.0,
-    maker_fee_bps: MakerOpt = 1.0,
-    taker_fee_bps: TakerOpt = 5.0,
-    slippage_bps: SlipOpt = 0.0,
-    latency_ms: LatencyOpt = 0.0,
-    queue: QueueOpt = "through",
-    limit: LimitOpt = None,
-    vectorised: VectorOpt = True,
+    *,
+    options: dict[str, Any],
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write fills, trades, equity, summary and report.html here.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv for --out.")] = "parquet",
@@ -89,7 +124,6 @@ def run(
     """
     from tradsys.backtest.report import summary_table, write_html
 
-    options = _options(capital, maker_fee_bps, taker_fee_bps, slippage_bps, latency_ms, queue, limit, vectorised)
     if fmt not in ("parquet", "csv"):
         raise _fail("--format must be parquet or csv")
     try:
@@ -139,20 +173,15 @@ RANK_ASCENDING = {"max_drawdown", "max_drawdown_duration_s", "fees", "volatility
 
 
 @backtest_app.command()
+@engine_options
 def sweep(
-    data: Annotated[Path, typer.Argument(help="Parquet or CSV file of bars or trades.")],
+    data: DataArg,
     strategy: StrategyOpt,
     grid: Annotated[list[str], typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable): the values to try.")],
     param: ParamOpt = None,
     symbol: SymbolOpt = None,
-    capital: CapitalOpt = 100_000.0,
-    maker_fee_bps: MakerOpt = 1.0,
-    taker_fee_bps: TakerOpt = 5.0,
-    slippage_bps: SlipOpt = 0.0,
-    latency_ms: LatencyOpt = 0.0,
-    queue: QueueOpt = "through",
-    limit: LimitOpt = None,
-    vectorised: VectorOpt = True,
+    *,
+    options: dict[str, Any],
     rank: Annotated[str, typer.Option("--rank", help="Metric to rank by (best first).")] = "sharpe",
     workers: Annotated[int | None, typer.Option("--workers", help="Processes (default: all cores).")] = None,
     top: Annotated[int | None, typer.Option("--top", help="Show only the best N.")] = None,
@@ -162,7 +191,6 @@ def sweep(
 
     Example: tradsys backtest sweep bars.parquet --strategy sma_cross --grid fast=5,10,20 --grid slow=50,100
     """
-    options = _options(capital, maker_fee_bps, taker_fee_bps, slippage_bps, latency_ms, queue, limit, vectorised)
     try:
         cls = load_strategy(strategy)
         fixed = parse_assignments(param)

@@ -1,9 +1,11 @@
 """`tradsys market list`, `tradsys book`, `tradsys trades`, `tradsys bars`: public market data."""
 
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
+from google.protobuf.message import Message
 from rich.table import Table
 from rich.text import Text
 
@@ -17,6 +19,23 @@ SymbolArgument = Annotated[str, typer.Argument(help="Instrument, e.g. BTC-USD.")
 INTERVALS = ("1s", "1m", "5m", "15m", "1h", "1d")
 
 
+def fetch(rpc: str, request: Message) -> Any:
+    """The reply of one call to the daemon's MarketData service."""
+    client = Client()
+    return client.call(getattr(client.market, rpc), request)
+
+
+def show_rows(name: str, rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str],
+              cells: Callable[[dict[str, Any]], list[Any]], right: Sequence[str]) -> None:
+    """`{name: rows}` as JSON, or a table of `cells(row)` (right-aligning `right`), or "no NAME yet"."""
+    if as_json:
+        emit_json({name: rows})
+    elif not rows:
+        console.print(f"no {name} yet")
+    else:
+        console.print(table(None, columns, [cells(row) for row in rows], right))
+
+
 @market_app.command("list")
 @handle_errors
 def list_(as_json: Annotated[bool, JsonOption] = False) -> None:
@@ -24,8 +43,7 @@ def list_(as_json: Annotated[bool, JsonOption] = False) -> None:
 
     Example: tradsys market list
     """
-    client = Client()
-    rows = [to_dict(i) for i in client.call(client.market.ListInstruments, md.ListInstrumentsRequest()).instruments]
+    rows = [to_dict(i) for i in fetch("ListInstruments", md.ListInstrumentsRequest()).instruments]
     if as_json:
         emit_json({"instruments": rows})
         return
@@ -81,8 +99,7 @@ def book(
 
     Example: tradsys book BTC-USD --depth 5
     """
-    client = Client()
-    snapshot = to_dict(client.call(client.market.GetBook, md.GetBookRequest(symbol=symbol.upper(), depth=depth)).book)
+    snapshot = to_dict(fetch("GetBook", md.GetBookRequest(symbol=symbol.upper(), depth=depth)).book)
     if as_json:
         emit_json(snapshot)
         return
@@ -100,19 +117,11 @@ def trades(
 
     Example: tradsys trades ETH-USD --limit 50
     """
-    client = Client()
-    rows = [to_dict(t) for t in client.call(client.market.GetTrades,
-                                            md.GetTradesRequest(symbol=symbol.upper(), limit=limit)).trades]
-    if as_json:
-        emit_json({"trades": rows})
-    elif not rows:
-        console.print("no trades yet")
-    else:
-        console.print(table(None, ["time", "id", "side", "price", "qty"], [
-            [when(t["ts_ns"]), t["trade_id"], coloured(t["taker_side"] or "", side_style(t["taker_side"])),
-             coloured(t["price"], side_style(t["taker_side"])), t["qty"]]
-            for t in rows
-        ], ["price", "qty"]))
+    rows = [to_dict(t) for t in fetch("GetTrades", md.GetTradesRequest(symbol=symbol.upper(), limit=limit)).trades]
+    show_rows("trades", rows, as_json, ["time", "id", "side", "price", "qty"], lambda t: [
+        when(t["ts_ns"]), t["trade_id"], coloured(t["taker_side"] or "", side_style(t["taker_side"])),
+        coloured(t["price"], side_style(t["taker_side"])), t["qty"],
+    ], ["price", "qty"])
 
 
 @handle_errors
@@ -128,17 +137,10 @@ def bars(
     """
     if interval not in INTERVALS:
         raise typer.BadParameter(f"must be one of {', '.join(INTERVALS)}", param_hint="--interval")
-    client = Client()
     request = md.GetBarsRequest(symbol=symbol.upper(), interval=interval, limit=limit)
-    rows = [to_dict(b) for b in client.call(client.market.GetBars, request).bars]
-    if as_json:
-        emit_json({"bars": rows})
-    elif not rows:
-        console.print("no bars yet")
-    else:
-        console.print(table(None, ["start", "open", "high", "low", "close", "volume", "trades", ""], [
-            [when(b["start_ns"]), b["open"], b["high"], b["low"],
-             coloured(b["close"], "green" if Decimal(b["close"]) >= Decimal(b["open"]) else "red"), b["volume"],
-             b["trade_count"], "" if b["closed"] else "open"]
-            for b in rows
-        ], ["open", "high", "low", "close", "volume", "trades"]))
+    rows = [to_dict(b) for b in fetch("GetBars", request).bars]
+    show_rows("bars", rows, as_json, ["start", "open", "high", "low", "close", "volume", "trades", ""], lambda b: [
+        when(b["start_ns"]), b["open"], b["high"], b["low"],
+        coloured(b["close"], "green" if Decimal(b["close"]) >= Decimal(b["open"]) else "red"), b["volume"],
+        b["trade_count"], "" if b["closed"] else "open",
+    ], ["open", "high", "low", "close", "volume", "trades"])

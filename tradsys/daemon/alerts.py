@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tradsys.daemon.logs import log_event
+from tradsys.durations import DurationError, parse_seconds
 from tradsys.engine import OrderRejected, Venue
 
 log = logging.getLogger("tradsys.alerts")
@@ -81,12 +82,11 @@ BUILTIN_RULES: tuple[Rule, ...] = (
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from a number or text like "30s", "5m", "1h"."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str) and value and value[-1] in "smh" and value[:-1].replace(".", "", 1).isdigit():
-        return float(value[:-1]) * {"s": 1, "m": 60, "h": 3600}[value[-1]]
-    raise RuleError(f"duration {value!r} is not like 30s, 5m or 1h")
+    """Seconds from a number or duration text like "30s", "5m", "1h" (see `tradsys.durations`)."""
+    try:
+        return parse_seconds(value, bare=True)
+    except DurationError as exc:
+        raise RuleError(str(exc)) from None
 
 
 def load_rules(spec: Mapping[str, Any] | None) -> list[Rule]:

@@ -11,31 +11,30 @@ fill gaps themselves from the previous close.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-_UNIT_NS = {
-    "d": 86_400_000_000_000,
-    "h": 3_600_000_000_000,
-    "m": 60_000_000_000,
-    "s": 1_000_000_000,
-}
-# Explicit ASCII digits: `\d` would accept other scripts' digits; no leading zero
-# keeps one spelling per interval.
-_INTERVAL_RE = re.compile(r"([1-9][0-9]*)([smhd])")
+from tradsys.durations import NANOS, DurationError, grammar, parse_ns
+
+_UNIT_NS = {unit: NANOS[unit] for unit in ("d", "h", "m", "s")}
+"""The units `format_interval` writes, largest first."""
 
 
 def parse_interval(text: str) -> int:
-    """Parse "5m"-style text (positive integer, unit s/m/h/d) into nanoseconds."""
-    match = _INTERVAL_RE.fullmatch(text)
-    if match is None:
+    """Parse "5m"-style text (a whole count of a unit, see `tradsys.durations`) into nanoseconds.
+
+    A bar lasts a positive whole number of seconds; counts are written without a leading zero so
+    that an interval has one spelling per unit."""
+    try:
+        ns = parse_ns(text, whole=True)
+    except DurationError:
+        ns = 0
+    if ns <= 0 or ns % NANOS["s"]:
         raise ValueError(
-            f"invalid interval {text!r}: expected a positive integer followed by "
-            "s, m, h or d, e.g. '1s', '5m', '4h', '1d'"
+            f"invalid interval {text!r}: expected a positive whole number of seconds, written as {grammar(whole=True)}"
         )
-    return int(match.group(1)) * _UNIT_NS[match.group(2)]
+    return ns
 
 
 def format_interval(ns: int) -> str:

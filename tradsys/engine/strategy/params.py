@@ -13,10 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import re
-
-_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ms|s|m|h|d)?")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+from tradsys.durations import grammar, parse_seconds
 
 
 class ParamError(ValueError):
@@ -24,7 +21,7 @@ class ParamError(ValueError):
 
 
 class Duration(float):
-    """Seconds, written "500ms", "5s", "1m", "1h" or a plain number of seconds."""
+    """Seconds, written "500ms", "5s", "1m", "1h" (see `tradsys.durations`) or a plain number of seconds."""
 
 
 TYPE_NAMES = {int: "int", float: "float", Decimal: "decimal", str: "string", bool: "bool", Duration: "duration"}
@@ -75,7 +72,8 @@ class Param:
             else:
                 parsed = kind(value)
         except (ValueError, TypeError, InvalidOperation):
-            raise ParamError(f"{name}: {value!r} is not a valid {self.type_name}") from None
+            expected = f" ({grammar(bare=True)})" if kind is Duration else ""
+            raise ParamError(f"{name}: {value!r} is not a valid {self.type_name}{expected}") from None
         if parsed is None:
             return None
         if isinstance(parsed, float) and parsed != parsed:
@@ -101,13 +99,10 @@ def _bool(value: Any) -> bool:
 
 
 def _duration(value: Any) -> Duration:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.fullmatch(str(value).strip().lower())
-        if match is None:
-            raise ValueError
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    """Non-negative; text from the CLI or gRPC may carry spaces and capitals."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        value = str(value).strip().lower()
+    seconds = parse_seconds(value, bare=True)
     if seconds < 0:
         raise ValueError
     return Duration(seconds)
