@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from tradsys.daemon.auth import Role, SecretError, issue_token, load_secret, token_accounts, verify_token
-from tradsys.daemon.config import resolve_home
 from tradsys.durations import DurationError, grammar, parse_seconds
+from tradsys.home import resolve_home
 
 EXIT_USAGE = 2
 EXIT_NO_SECRET = 4

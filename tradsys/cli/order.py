@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from tradsys.cli.auth import parse_ttl
 from tradsys.cli.client import EXIT_FAILED, EXIT_USAGE, Client, CliError, target
 from tradsys.cli.output import (
     JsonOption,
@@ -20,6 +19,7 @@ from tradsys.cli.output import (
     to_dict,
     when,
 )
+from tradsys.durations import DurationError, parse_seconds
 from tradsys.proto import common_pb2 as common
 from tradsys.proto import orders_pb2 as pb
 
@@ -226,10 +226,12 @@ def since_ns(since: str | None) -> int:
     if since is None:
         return 0
     try:
-        span = parse_ttl(since)
-    except ValueError:
-        raise CliError(EXIT_USAGE, f"usage: --since must look like 30s, 15m, 1h, 7d or 2w, got {since!r}") from None
-    return 0 if span is None else time.time_ns() - int(span.total_seconds() * 1e9)
+        seconds = parse_seconds(since.strip(), whole=True)
+    except DurationError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise CliError(EXIT_USAGE, f"usage: --since must look like 30s, 15m, 1h, 7d or 2w, got {since!r}")
+    return time.time_ns() - int(seconds * 1e9)
 
 
 @order_app.command("list")
