@@ -53,8 +53,8 @@ def test_a_session() -> None:
         {"event": "accepted", "id": "s1"},
         {"event": "accepted", "id": "s2"},
         {"event": "accepted", "id": "b1"},
-        {"event": "fill", "symbol": "BTC-USD", "taker": "b1", "maker": "s2", "price": "100.01", "qty": "0.3"},
-        {"event": "fill", "symbol": "BTC-USD", "taker": "b1", "maker": "s1", "price": "100.02", "qty": "0.3"},
+        {"event": "filled", "symbol": "BTC-USD", "taker": "b1", "maker": "s2", "price": "100.01", "qty": "0.3"},
+        {"event": "filled", "symbol": "BTC-USD", "taker": "b1", "maker": "s1", "price": "100.02", "qty": "0.3"},
         {"event": "accepted", "id": "b2"},
         {"event": "amended", "id": "s1"},
         {"event": "rejected", "id": "s2", "reason": "order_closed", "op": "cancel"},
@@ -102,7 +102,7 @@ def test_market_order_and_cancelled_remainder() -> None:
     out = run(v, new("m", "sell", "0.5", "100.01"), new("t", "buy", "1", account="a2"))
     assert out[1:] == [
         {"event": "accepted", "id": "t"},
-        {"event": "fill", "symbol": "BTC-USD", "taker": "t", "maker": "m", "price": "100.01", "qty": "0.5"},
+        {"event": "filled", "symbol": "BTC-USD", "taker": "t", "maker": "m", "price": "100.01", "qty": "0.5"},
         {"event": "cancelled", "id": "t"},
     ]
 
@@ -119,7 +119,7 @@ def test_stop_triggered_event() -> None:
     assert out[-3:] == [
         {"event": "accepted", "id": "st"},
         {"event": "triggered", "id": "st"},
-        {"event": "fill", "symbol": "BTC-USD", "taker": "st", "maker": "m2", "price": "101", "qty": "1"},
+        {"event": "filled", "symbol": "BTC-USD", "taker": "st", "maker": "m2", "price": "101", "qty": "1"},
     ]
 
 
@@ -252,7 +252,7 @@ def test_amend_price_and_qty_through_commands() -> None:
     run(v, new("o", "buy", "1", "100"), new("m", "sell", "0.4", "100.5", account="a2"))
     assert run(v, {"op": "amend", "id": "o", "price": "100.50", "qty": "0.5"}) == [
         {"event": "amended", "id": "o"},
-        {"event": "fill", "symbol": "BTC-USD", "taker": "o", "maker": "m", "price": "100.5", "qty": "0.4"},
+        {"event": "filled", "symbol": "BTC-USD", "taker": "o", "maker": "m", "price": "100.5", "qty": "0.4"},
     ]
     assert resting_dicts(v) == [
         {"event": "resting", "id": "o", "symbol": "BTC-USD", "side": "buy", "price": "100.5", "qty": "0.1"},
@@ -331,7 +331,7 @@ def test_jsonl_replay_is_deterministic() -> None:
     (events, resting), again = replay(), replay()
     assert (events, resting) == again
     assert json.loads(json.dumps(events)) == events
-    fill = lambda t, m, p, q: {"event": "fill", "symbol": BTC, "taker": t, "maker": m, "price": p, "qty": q}  # noqa: E731
+    fill = lambda t, m, p, q: {"event": "filled", "symbol": BTC, "taker": t, "maker": m, "price": p, "qty": q}  # noqa: E731
     assert events == [
         {"event": "accepted", "id": "a"},
         {"event": "accepted", "id": "b"},

@@ -13,26 +13,12 @@ from tradsys.daemon.book_feed import BookFeed
 from tradsys.daemon.hub import Hub
 from tradsys.daemon.records import fill_records, order_record, position_records, trade_record
 from tradsys.engine import (
-    Bar,
-    BarAggregator,
-    Event,
-    OrderAccepted,
-    OrderAmended,
-    OrderCancelled,
-    OrderExpired,
-    OrderFilled,
-    OrderRejected,
-    OrderTriggered,
-    Venue,
-    parse_interval,
+    EVENT_KINDS, Bar, BarAggregator, Event, OrderCancelled, OrderFilled, OrderRejected, Venue, parse_interval,
 )
 from tradsys.engine.commands import fmt
 
 INTERVALS = ("1s", "1m", "5m", "15m", "1h", "1d")
-EVENT_KINDS = {
-    OrderAccepted: "accepted", OrderAmended: "amended", OrderCancelled: "cancelled",
-    OrderExpired: "expired", OrderTriggered: "triggered",
-}
+
 
 class Feeds:
     def __init__(self, venue: Venue, hub: Hub, keep_trades: int = 1000) -> None:
@@ -81,24 +67,25 @@ class Feeds:
 
     def _publish_order_event(self, venue: Venue, event: Event) -> None:
         self._order_seq += 1
+        kind = EVENT_KINDS[type(event)]
         if isinstance(event, OrderFilled):
             taker, maker = fill_records(venue, event)
             for order, fill in ((event.taker, taker), (event.maker, maker)):
                 self.hub.publish("orders", {
-                    "kind": "filled", "seq": self._order_seq, "ts": event.ts,
+                    "kind": kind, "seq": self._order_seq, "ts": event.ts,
                     "order": order_record(venue, order), "fill": fill, "reason": "",
                 })
             return
         if isinstance(event, OrderRejected):
             record = {"id": event.order_id, "account": event.account, "status": "rejected", "reason": event.reason}
             self.hub.publish("orders", {
-                "kind": "rejected", "seq": self._order_seq, "ts": event.ts, "order": record, "fill": None,
+                "kind": kind, "seq": self._order_seq, "ts": event.ts, "order": record, "fill": None,
                 "reason": event.reason, "message": event.message, "op": event.op,
             })
             return
         reason = event.reason if isinstance(event, OrderCancelled) else ""
         self.hub.publish("orders", {
-            "kind": EVENT_KINDS[type(event)], "seq": self._order_seq, "ts": event.ts,
+            "kind": kind, "seq": self._order_seq, "ts": event.ts,
             "order": order_record(venue, event.order, reason), "fill": None, "reason": reason,
         })
 

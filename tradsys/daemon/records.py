@@ -20,7 +20,8 @@ ORDER_FIELDS = (
 
 
 def scaler(unit: Decimal) -> Callable[[int], str]:
-    """A function n -> text of n * unit, identical to `commands.fmt(n * unit)` but ~5x faster."""
+    """A function n -> text of n * unit, identical to `commands.fmt(n * unit)` but in integers and string
+    slicing: no Decimal is built for each price and size the daemon publishes."""
     sign, digits, exp = unit.as_tuple()
     coef = int("".join(map(str, digits))) * (-1 if sign else 1)
     if exp >= 0:
@@ -42,9 +43,9 @@ def scaler(unit: Decimal) -> Callable[[int], str]:
 
 
 MEMO_CAP = 4096
-"""Texts memoised per formatter (about 0.5 MB when full): six formatters for the three default
-instruments. The price wanders and sizes are jittered, so a cap that is only ever reached slowly
-(it was 65,536, ~50 MB in all) is memory growth for hours; this one fills in a minute of trading."""
+"""Texts memoised per formatter (two per instrument). The price wanders and sizes are jittered, so a
+cap that is only reached slowly is memory growing for hours; this one is reached soon after the start
+of trading, and from then on each formatter's memory stays flat."""
 
 
 def _cached(fn: Callable[[int], str], cap: int = MEMO_CAP) -> Callable[[int], str]:
@@ -66,7 +67,8 @@ def _cached(fn: Callable[[int], str], cap: int = MEMO_CAP) -> Callable[[int], st
 
 
 class Units:
-    """Per-instrument formatters: the same text as `fmt(inst.price(n))`, several times faster."""
+    """Per-instrument formatters: the same text as `fmt(inst.price(n))`, without Decimal arithmetic, for
+    the records built on the engine thread."""
 
     __slots__ = ("price", "qty", "tick", "quote")
 

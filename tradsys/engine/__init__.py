@@ -7,13 +7,7 @@ from tradsys.engine.book import OrderBook
 from tradsys.engine.enums import OrderStatus, OrderType, SelfTradePrevention, Side, TimeInForce
 from tradsys.engine.errors import Rejected
 from tradsys.engine.events import (
-    Event,
-    OrderAccepted,
-    OrderAmended,
-    OrderCancelled,
-    OrderExpired,
-    OrderFilled,
-    OrderRejected,
+    EVENT_KINDS, Event, OrderAccepted, OrderAmended, OrderCancelled, OrderExpired, OrderFilled, OrderRejected,
     OrderTriggered,
 )
 from tradsys.engine.instrument import DEFAULT_INSTRUMENTS, Instrument
@@ -26,8 +20,8 @@ COMPILED = not isinstance(Venue.place, FunctionType)
 """True when the install compiled the engine with mypyc (setup.py); False for plain Python."""
 
 __all__ = [
-    "COMPILED", "Bar", "BarAggregator", "DEFAULT_INSTRUMENTS", "DEFAULT_LIMITS", "Event", "Instrument", "Order",
-    "OrderAccepted", "OrderAmended", "OrderBook", "OrderCancelled", "OrderExpired", "OrderFilled",
+    "COMPILED", "Bar", "BarAggregator", "DEFAULT_INSTRUMENTS", "DEFAULT_LIMITS", "EVENT_KINDS", "Event", "Instrument",
+    "Order", "OrderAccepted", "OrderAmended", "OrderBook", "OrderCancelled", "OrderExpired", "OrderFilled",
     "OrderRejected", "OrderStatus", "OrderTriggered", "OrderType", "Position", "Rejected", "RiskLimits",
     "SelfTradePrevention", "Side", "TimeInForce", "Venue", "VenueConfig", "format_interval", "new_order", "parse_interval",
 ]

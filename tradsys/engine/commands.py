@@ -14,16 +14,7 @@ from typing import Any, Mapping
 
 from tradsys.engine.enums import OrderType, Side, TimeInForce
 from tradsys.engine.errors import Rejected
-from tradsys.engine.events import (
-    Event,
-    OrderAccepted,
-    OrderAmended,
-    OrderCancelled,
-    OrderExpired,
-    OrderFilled,
-    OrderRejected,
-    OrderTriggered,
-)
+from tradsys.engine.events import EVENT_KINDS, Event, OrderFilled, OrderRejected
 from tradsys.engine.order import Order, new_order
 from tradsys.engine.venue import Venue
 
@@ -232,33 +223,26 @@ def load_limits(venue: Venue, spec: Mapping[str, Any]) -> None:
 
 
 def event_dict(venue: Venue, event: Event) -> dict[str, Any]:
-    """An event in the command format's output vocabulary."""
+    """An event in the command format's output vocabulary (`EVENT_KINDS`)."""
+    kind = EVENT_KINDS.get(type(event))
+    if kind is None:
+        raise TypeError(f"not an event: {event!r}")
     if isinstance(event, OrderFilled):
         inst = venue.instruments[event.symbol]
         return {
-            "event": "fill",
+            "event": kind,
             "symbol": event.symbol,
             "taker": event.taker.id,
             "maker": event.maker.id,
             "price": fmt(inst.price(event.price)),
             "qty": fmt(inst.qty(event.qty)),
         }
-    if isinstance(event, OrderAccepted):
-        return {"event": "accepted", "id": event.order.id}
-    if isinstance(event, OrderCancelled):
-        return {"event": "cancelled", "id": event.order.id}
     if isinstance(event, OrderRejected):
-        out = {"event": "rejected", "id": event.order_id, "reason": event.reason}
+        out = {"event": kind, "id": event.order_id, "reason": event.reason}
         if event.op != "new":
             out["op"] = event.op
         return out
-    if isinstance(event, OrderExpired):
-        return {"event": "expired", "id": event.order.id}
-    if isinstance(event, OrderAmended):
-        return {"event": "amended", "id": event.order.id}
-    if isinstance(event, OrderTriggered):
-        return {"event": "triggered", "id": event.order.id}
-    raise TypeError(f"not an event: {event!r}")
+    return {"event": kind, "id": event.order.id}
 
 
 def resting_dicts(venue: Venue) -> list[dict[str, Any]]:

@@ -7,18 +7,28 @@ never refer back), so the garbage collector need not track them, and each class 
 instance to reuse.
 """
 
+from typing import Final
+
 from mypy_extensions import mypyc_attr
 
 from tradsys.engine.order import Order
 
 
-@mypyc_attr(acyclic=True, free_list_len=1)
-class OrderAccepted:
+@mypyc_attr(acyclic=True)
+class OrderEvent:
+    """What happened to one order the venue holds, carrying the order itself (a fill carries two
+    orders and a rejection none, so they stand alone)."""
+
     __slots__ = ("ts", "order")
 
     def __init__(self, ts: int, order: Order) -> None:
         self.ts = ts
         self.order = order
+
+
+@mypyc_attr(acyclic=True, free_list_len=1)
+class OrderAccepted(OrderEvent):
+    __slots__ = ()
 
 
 @mypyc_attr(acyclic=True, free_list_len=1)
@@ -46,23 +56,16 @@ class OrderFilled:
         self, ts: int, trade_id: int, symbol: str, taker: Order, maker: Order, price: int, qty: int, taker_fee: int,
         maker_fee: int, taker_open: int, maker_open: int,
     ) -> None:
-        self.ts = ts
-        self.trade_id = trade_id
-        self.symbol = symbol
-        self.taker = taker
-        self.maker = maker
-        self.price = price
-        self.qty = qty
-        self.taker_fee = taker_fee
-        self.maker_fee = maker_fee
-        self.taker_open = taker_open
-        """Open quantities right after this match: the orders themselves keep changing within a command."""
-        self.maker_open = maker_open
+        self.ts, self.trade_id, self.symbol = ts, trade_id, symbol
+        self.price, self.qty = price, qty
+        self.taker, self.taker_fee, self.taker_open = taker, taker_fee, taker_open
+        self.maker, self.maker_fee, self.maker_open = maker, maker_fee, maker_open
+        """`*_open`: open quantities right after this match, as the orders themselves keep changing within a command."""
 
 
 @mypyc_attr(acyclic=True, free_list_len=1)
-class OrderCancelled:
-    __slots__ = ("ts", "order", "reason")
+class OrderCancelled(OrderEvent):
+    __slots__ = ("reason",)
 
     def __init__(self, ts: int, order: Order, reason: str) -> None:
         self.ts = ts
@@ -71,30 +74,25 @@ class OrderCancelled:
 
 
 @mypyc_attr(acyclic=True, free_list_len=1)
-class OrderExpired:
-    __slots__ = ("ts", "order")
-
-    def __init__(self, ts: int, order: Order) -> None:
-        self.ts = ts
-        self.order = order
+class OrderExpired(OrderEvent):
+    __slots__ = ()
 
 
 @mypyc_attr(acyclic=True, free_list_len=1)
-class OrderAmended:
-    __slots__ = ("ts", "order")
-
-    def __init__(self, ts: int, order: Order) -> None:
-        self.ts = ts
-        self.order = order
+class OrderAmended(OrderEvent):
+    __slots__ = ()
 
 
 @mypyc_attr(acyclic=True, free_list_len=1)
-class OrderTriggered:
-    __slots__ = ("ts", "order")
-
-    def __init__(self, ts: int, order: Order) -> None:
-        self.ts = ts
-        self.order = order
+class OrderTriggered(OrderEvent):
+    __slots__ = ()
 
 
 Event = OrderAccepted | OrderRejected | OrderFilled | OrderCancelled | OrderExpired | OrderAmended | OrderTriggered
+
+EVENT_KINDS: Final[dict[type, str]] = {
+    OrderAccepted: "accepted", OrderRejected: "rejected", OrderFilled: "filled", OrderCancelled: "cancelled",
+    OrderExpired: "expired", OrderAmended: "amended", OrderTriggered: "triggered",
+}
+"""Each event's one name, wherever it leaves the engine: `tradsys replay` output, the daemon's `orders` feed
+(WebSocket, `tradsys tail`) and gRPC's `OrderEvent.Kind` (KIND_ + the name in capitals)."""

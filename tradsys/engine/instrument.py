@@ -1,6 +1,5 @@
 """Instruments and the conversions between decimal edge values and integer ticks/lots."""
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Final
@@ -44,6 +43,17 @@ def to_cash(value: object) -> int:
     return int(number)
 
 
+def _parse_steps(value: object, what: str, step: Decimal, step_name: str) -> int:
+    """A positive edge value as a whole number of steps: ticks of a price, lots of a quantity."""
+    number = to_decimal(value, what)
+    if number <= 0:
+        raise Rejected(f"invalid_{what}", f"{what} {number} must be positive")
+    steps = number / step
+    if steps != steps.to_integral_value():
+        raise Rejected(f"{what}_precision", f"{what} {number} is not a multiple of {step_name} {step}")
+    return int(steps)
+
+
 @dataclass(frozen=True, slots=True)
 class Instrument:
     """A tradable pair. Inside the engine prices are ticks and quantities are lots."""
@@ -73,42 +83,23 @@ class Instrument:
         return Instrument, (self.symbol, self.base, self.quote, self.tick_size, self.lot_size, self.min_qty, self.max_qty)
 
     def price_to_ticks(self, value: object) -> int:
-        if type(value) is str:
-            return self._cached("price", value, self._price_to_ticks)
-        return self._price_to_ticks(value)
+        return self._steps(value, "price", self.tick_size, "tick")
 
     def qty_to_lots(self, value: object) -> int:
-        if type(value) is str:
-            return self._cached("qty", value, self._qty_to_lots)
-        return self._qty_to_lots(value)
+        return self._steps(value, "qty", self.lot_size, "lot")
 
-    def _cached(self, kind: str, text: str, convert: Callable[[object], int]) -> int:
+    def _steps(self, value: object, what: str, step: Decimal, step_name: str) -> int:
+        """`_parse_steps`, memoised for text (see `_parsed`)."""
+        if type(value) is not str:
+            return _parse_steps(value, what, step, step_name)
         parsed = self._parsed
-        units = parsed.get((kind, text))
-        if units is None:
-            units = convert(text)
+        steps = parsed.get((what, value))
+        if steps is None:
+            steps = _parse_steps(value, what, step, step_name)
             if len(parsed) >= 8192:
                 parsed.clear()
-            parsed[(kind, text)] = units
-        return units
-
-    def _price_to_ticks(self, value: object) -> int:
-        price = to_decimal(value, "price")
-        if price <= 0:
-            raise Rejected("invalid_price", f"price {price} must be positive")
-        ticks = price / self.tick_size
-        if ticks != ticks.to_integral_value():
-            raise Rejected("price_precision", f"price {price} is not a multiple of tick {self.tick_size}")
-        return int(ticks)
-
-    def _qty_to_lots(self, value: object) -> int:
-        qty = to_decimal(value, "qty")
-        if qty <= 0:
-            raise Rejected("invalid_qty", f"qty {qty} must be positive")
-        lots = qty / self.lot_size
-        if lots != lots.to_integral_value():
-            raise Rejected("qty_precision", f"qty {qty} is not a multiple of lot {self.lot_size}")
-        return int(lots)
+            parsed[(what, value)] = steps
+        return steps
 
     def price(self, ticks: int) -> Decimal:
         return ticks * self.tick_size

@@ -43,30 +43,15 @@ class Order:
         expire_ns: int | None = None,
         ts: int = 0,
     ) -> None:
-        self.id = id
-        self.account = account
-        self.symbol = symbol
-        self.side = side
-        self.type = type
-        self.tif = tif
-        self.price = price
-        self.stop_price = stop_price
-        self.qty = qty
-        self.open_qty = qty
-        self.filled_qty = 0
-        self.filled_cost = 0
-        self.status = NEW
-        self.post_only = post_only
-        self.reduce_only = reduce_only
-        self.client_id = client_id
-        self.expire_ns = expire_ns
-        self.created_ns = ts
-        self.updated_ns = ts
-        self.triggered = False
-        self.seq = 0
-        self.hold_price = 0
-        """Price (ticks) at which cash is held back for each open lot while the order is open; 0: none.
-        Ticks rather than cash: compiled, `hold_price * qty * cash_mult` stays in machine integers,
+        self.id, self.client_id, self.account, self.symbol = id, client_id, account, symbol
+        self.side, self.type, self.tif = side, type, tif
+        self.price, self.stop_price, self.qty = price, stop_price, qty
+        self.post_only, self.reduce_only, self.expire_ns = post_only, reduce_only, expire_ns
+        self.created_ns = self.updated_ns = ts
+        self.status, self.open_qty, self.filled_qty, self.filled_cost = NEW, qty, 0, 0
+        self.triggered, self.seq, self.hold_price = False, 0, 0
+        """`hold_price`: the price (ticks) at which cash is held back for each open lot while the order is
+        open; 0: none. Ticks rather than cash: compiled, `hold_price * qty * cash_mult` stays in machine integers,
         where a product with an operand of 2**30 or more (a price in cash units) does not."""
 
     @property
@@ -87,7 +72,7 @@ def new_order(
 ) -> Order:
     """`Order(...)` with every argument given, for the edges that build one per command.
 
-    Compiled, a call of the class from interpreted code parses its arguments as a tuple plus keywords
-    (~600 instructions); a call of this function takes them straight off the stack.
+    Compiled, a call of the class from interpreted code parses its arguments as a tuple plus keywords;
+    a call of this function takes them straight off the stack.
     """
     return Order(id, account, symbol, side, type, qty, price, stop_price, tif, post_only, reduce_only, client_id, expire_ns, ts)

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from tradsys.engine import EVENT_KINDS
 from tradsys.proto import common_pb2 as common
 from tradsys.proto import marketdata_pb2 as md
 from tradsys.proto import orders_pb2 as pb
@@ -24,12 +25,8 @@ STATUS_NAMES = {v: k for k, v in STATUSES.items()}
 SIDE_CODES = {v: k for k, v in SIDES.items()}
 TYPE_CODES = {v: k for k, v in TYPES.items()}
 TIF_CODES = {v: k for k, v in TIFS.items()}
-KINDS = {
-    "accepted": pb.OrderEvent.KIND_ACCEPTED, "rejected": pb.OrderEvent.KIND_REJECTED,
-    "filled": pb.OrderEvent.KIND_FILLED, "cancelled": pb.OrderEvent.KIND_CANCELLED,
-    "expired": pb.OrderEvent.KIND_EXPIRED, "amended": pb.OrderEvent.KIND_AMENDED,
-    "triggered": pb.OrderEvent.KIND_TRIGGERED,
-}
+KINDS = {name: pb.OrderEvent.Kind.Value(f"KIND_{name.upper()}") for name in EVENT_KINDS.values()}
+"""The engine's event names (`EVENT_KINDS`) as OrderEvent.Kind values; a name without one fails at import."""
 
 
 class BadRequest(ValueError):

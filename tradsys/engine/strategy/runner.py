@@ -13,14 +13,7 @@ import traceback
 from typing import Any
 
 from tradsys.engine.events import (
-    Event,
-    OrderAccepted,
-    OrderAmended,
-    OrderCancelled,
-    OrderExpired,
-    OrderFilled,
-    OrderRejected,
-    OrderTriggered,
+    Event, OrderAccepted, OrderAmended, OrderCancelled, OrderExpired, OrderFilled, OrderRejected, OrderTriggered,
 )
 from tradsys.engine.strategy.base import Strategy
 from tradsys.engine.strategy.context import Context
