@@ -16,7 +16,7 @@ from collections import deque
 from decimal import Decimal
 
 TICK, LOT = Decimal("0.01"), Decimal("0.001")
-FILL = "fill"
+FILL = "filled"
 
 
 def text(value: Decimal) -> str:
