@@ -105,10 +105,11 @@ class Book:
 def main(path: str) -> None:
     book, symbol = Book(), "BTC-USD"
     dumps = json.JSONEncoder(separators=(",", ":")).encode
+    loads = json.JSONDecoder(parse_float=Decimal).decode
     write = sys.stdout.write
     with open(path, encoding="utf-8") as lines:
         for line in lines:
-            cmd = json.loads(line, parse_float=Decimal)
+            cmd = loads(line)
             out: list[dict] = []
             if cmd["op"] == "new":
                 price = cmd.get("price")
