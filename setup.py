@@ -37,7 +37,10 @@ ROOT = Path(__file__).resolve().parent
 PROTO_DIR = ROOT / "proto"
 PROTO_PACKAGE = "tradsys/proto"  # import prefix in .proto files == package path
 GENERATED_GLOBS = ("*_pb2.py", "*_pb2_grpc.py", "*_pb2.pyi", "*_pb2_grpc.pyi")
-COMPILED = ("account", "book", "commands", "errors", "events", "instrument", "order", "position", "recent", "risk", "venue")
+COMPILED = (
+    "account", "book", "breaker", "clock", "commands", "errors", "events", "instrument", "limits", "order", "position",
+    "recent", "risk", "settlement", "stops", "venue",
+)
 """tradsys/engine modules compiled with mypyc: the path of every order, and what it touches."""
 
 

@@ -526,8 +526,8 @@ def test_reduce_only_cancelled_when_position_flips() -> None:
 
 
 def test_reduce_only_amend_cannot_grow_beyond_the_position() -> None:
-    """BUG: raising a reduce-only order's quantity by amend is not checked against the position,
-    so the order can then flip the position (long 5 ends short 5 here)."""
+    """An amend passes the reduce-only rule a new order passes (`RiskEngine.check`): unchecked, a
+    raised quantity could flip the position (long 5 would end short 5 here)."""
     sim = Sim()
     long_position(sim, "5")
     sim.sell("ro", "2", "101.00", reduce_only=True)

@@ -490,11 +490,6 @@ def run_against_model(commands: list[tuple], risk: bool, fees: dict) -> None:
 
 # -- 2. stops, expiry, flags; invariants only --------------------------------------------------------
 
-AVOID_KNOWN_BUGS = True
-"""Skip the amends that test_orders.py shows to be broken, so that this test can keep looking for
-other problems: a reduce-only qty raise is not checked against the position; and in commit 0b5f353
-a pending stop-market's qty raise or stop change crashed (fixed in the working tree since)."""
-
 rich_new = st.fixed_dictionaries(
     {
         "account": st.sampled_from(ACCOUNTS),
@@ -575,16 +570,6 @@ def rich_order(oid: str, d: dict, now: int) -> Order:
     )
 
 
-def known_bug(venue: Venue, oid: str, qty: int | None, stop: int | None) -> bool:
-    order = venue.orders.get(oid)
-    if order is None:
-        return False
-    raising = qty is not None and qty > order.open_qty
-    if order.type is OrderType.STOP and not order.triggered and (raising or (stop is not None and stop != order.stop_price)):
-        return True
-    return order.reduce_only and raising
-
-
 @STRUCTURED
 @given(commands=structured_rich_streams, fees=st.sampled_from(FEES))
 def test_invariants_with_stops_expiry_and_flags(commands: list[tuple], fees: dict) -> None:
@@ -614,8 +599,6 @@ def run_rich(commands: list[tuple], fees: dict) -> None:
         else:
             _, k, px, qty, stop = cmd
             oid = pick(ids, venue.orders, k)
-            if AVOID_KNOWN_BUGS and known_bug(venue, oid, qty, stop):
-                continue
             events = venue.amend(oid, price=px, qty=qty, stop_price=stop, ts=now)
         ledger.record(events)
         ledger.check()

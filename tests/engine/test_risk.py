@@ -147,8 +147,8 @@ def test_reduce_only_is_exempt_from_max_position() -> None:
     ],
 )
 def test_amend_raising_a_stop_market_qty_is_risk_checked(balance, limit, qty, reason) -> None:
-    """BUG: `_check_amend` returns before the notional, position and balance checks when the
-    order has no limit price, so a pending stop-market order can be grown without limit."""
+    """A pending stop-market order has no limit price: an amend that grows it is checked, like a new
+    one, at the edge of the band around its stop (once it skipped notional, position and balance)."""
     sim = Sim(initial_balances={"USD": Decimal(balance)})
     if limit:
         sim.v.set_limit(*limit)
@@ -248,8 +248,8 @@ def test_rate_limit_counts_amends_that_reprice() -> None:
 
 
 def test_rate_limit_of_zero_refuses_every_order() -> None:
-    """BUG?: the first order in each engine second is admitted without comparing against the
-    limit, so `max_orders_per_second = 0` still lets one order per second through."""
+    """The first order of each engine second is compared with the limit too: a limit of 0 lets no
+    order through."""
     sim = Sim()
     sim.v.set_limit("max_orders_per_second", "0")
     assert rejection(sim.buy("o", "1", "99.00", ts=SECOND)) == "rate_limit"
@@ -300,8 +300,8 @@ def test_daily_loss_limit_allows_reduce_only_and_resets_next_day() -> None:
 
 
 def test_daily_loss_limit_also_stops_amends_that_add_risk() -> None:
-    """BUG?: `_check_amend` applies rate, band, max_qty, notional, position and balance checks but
-    not the daily loss limit, so an account past its limit can still grow (or reprice) an order."""
+    """The daily loss limit refuses an amend that adds lots, as it refuses a new order (the amend
+    path once skipped it); size reductions still pass."""
     sim = Sim(maker_fee_bps=Decimal(0), taker_fee_bps=Decimal(0))
     sim.v.set_limit("daily_loss_limit", "10")
     t = 3 * DAY + SECOND

@@ -13,7 +13,7 @@ from tradsys.engine.events import (
 from tradsys.engine.instrument import DEFAULT_INSTRUMENTS, Instrument
 from tradsys.engine.order import Order, new_order
 from tradsys.engine.position import Position
-from tradsys.engine.risk import DEFAULT_LIMITS, RiskLimits
+from tradsys.engine.limits import DEFAULT_LIMITS, RiskLimits
 from tradsys.engine.venue import Venue, VenueConfig
 
 COMPILED = not isinstance(Venue.place, FunctionType)

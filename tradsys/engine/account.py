@@ -11,9 +11,9 @@ from tradsys.engine.position import Position
 from tradsys.engine.recent import RecentIds
 
 CLIENT_IDS = 10_000
-"""Client ids remembered per account for duplicate detection: at least this many, at most twice
-(~2 MB when full). They catch a retry of an order whose acknowledgement was lost, which comes within
-seconds; 100,000 cost ~10 MB per trading account and took a busy account a quarter of an hour to fill."""
+"""Client ids remembered per account for duplicate detection: at least this many, at most twice.
+They catch a retry of an order whose acknowledgement was lost, which comes within seconds; every
+trading account keeps its own, so the memory stays short."""
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)

@@ -1,193 +1,255 @@
-"""Pre-trade risk: limits as data, circuit breakers, halts and the kill switch.
+"""The risk engine: every rule a new order or an amend must pass before it reaches the book.
 
-Limits are set at four scopes, most specific first: account+symbol, account, symbol, global.
-The engine works on integer units, so each (account, symbol) pair gets its limits resolved
-and converted once and cached until the next change.
+One checker serves both paths. `Venue.place` runs it on each new order and `Venue.amend` on each
+change beyond lowering a size, passing what differs: the order's price, stop price and open
+quantity after the change, and the lots it had open before (none for a new order). The rules, in
+the order that decides which reason an order with several faults gets:
+
+- trading state (`check_trading`): the kill switch, a manual halt, a tripped circuit breaker;
+- shape (`check_shape`, `check_amend_shape`): positive quantity and prices, the fields the order
+  type and TIF need and no others;
+- flags (`RiskEngine.check`): a post-only order must not take liquidity, a reduce-only order must
+  not outgrow the position it reduces;
+- limits (`RiskEngine.check`, skipped when the venue runs with risk off): orders per second, daily
+  loss, min/max quantity, price band, order notional, position, available balance.
 """
 
-from collections import deque
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from mypy_extensions import mypyc_attr
 
+from tradsys.engine.account import Account, Wallet
+from tradsys.engine.clock import DAY_NS, SECOND_NS
+from tradsys.engine.enums import OrderType, Side, TimeInForce
 from tradsys.engine.errors import Rejected
-from tradsys.engine.instrument import CASH_SCALE, Instrument, to_decimal
+from tradsys.engine.instrument import Instrument, from_cash
+from tradsys.engine.limits import Limits
+from tradsys.engine.order import Order
+from tradsys.engine.position import Position, magnitude, reducible
 
-SECOND_NS: Final = 1_000_000_000
+if TYPE_CHECKING:
+    from tradsys.engine.venue import Venue
 
-DEFAULT_LIMITS: dict[str, Decimal | None] = {
-    "max_order_notional": Decimal(1_000_000),
-    "max_position": None,
-    "price_band_pct": Decimal(5),
-    "max_orders_per_second": Decimal(1000),
-    "daily_loss_limit": None,
-    "breaker_move_pct": Decimal(10),
-    "breaker_window_s": Decimal(60),
-    "breaker_cooldown_s": Decimal(60),
-}
-"""Every limit a user can set, with its default; None means no limit."""
+# Final: compiled, these are C statics instead of module dict lookups on every order.
+BUY: Final = Side.BUY
+LIMIT: Final = OrderType.LIMIT
+GTC: Final = TimeInForce.GTC
+IOC: Final = TimeInForce.IOC
+FOK: Final = TimeInForce.FOK
 
-LIMIT_DOCS: dict[str, str] = {
-    "max_order_notional": "largest notional of one order, in the quote currency",
-    "max_position": "largest absolute position per instrument, counting open orders, in base units",
-    "price_band_pct": "limit prices more than this % away from the last trade (or mid) are refused",
-    "max_orders_per_second": "new orders and amends per account per engine-clock second",
-    "daily_loss_limit": "realized loss net of fees per account per UTC day after which new orders are refused",
-    "breaker_move_pct": "a move larger than this % within the window halts the instrument",
-    "breaker_window_s": "circuit breaker look-back window in seconds",
-    "breaker_cooldown_s": "how long a tripped circuit breaker halts the instrument",
-}
 
-Scope = tuple[str | None, str | None]
+def check_shape(order: Order, now: int) -> None:
+    """What a new order must look like whatever the limits: a positive quantity, the price and stop
+    price its type needs and no others, an expiry its TIF allows, post-only only on a resting limit
+    order. Fills in what type and TIF imply: a market order is IOC unless FOK, a DAY order expires
+    at the end of the engine-clock day. What a plain limit order does not need branches off."""
+    if order.qty <= 0:
+        raise Rejected("invalid_qty", "qty must be positive")
+    if order.type is LIMIT and order.stop_price is None:
+        price = order.price
+        if price is None or price <= 0:
+            raise Rejected("invalid_price", "a limit order needs a positive price")
+    else:
+        _check_type(order)
+    if order.tif is not GTC or order.expire_ns is not None:
+        _check_tif(order, now)
+    if order.post_only and (order.type is not LIMIT or order.price is None or order.tif is IOC or order.tif is FOK):
+        raise Rejected("invalid_post_only", "post-only needs a resting limit order")
+
+
+def _check_type(order: Order) -> None:
+    otype = order.type
+    if otype is LIMIT or otype is OrderType.STOP_LIMIT:
+        if order.price is None or order.price <= 0:
+            raise Rejected("invalid_price", f"a {otype} order needs a positive price")
+    elif order.price is not None:
+        raise Rejected("invalid_price", f"a {otype} order takes no price")
+    if otype is OrderType.STOP or otype is OrderType.STOP_LIMIT:
+        if order.stop_price is None or order.stop_price <= 0:
+            raise Rejected("invalid_stop_price", f"a {otype} order needs a positive stop price")
+    elif order.stop_price is not None:
+        raise Rejected("invalid_stop_price", f"a {otype} order takes no stop price")
+    if otype is OrderType.MARKET and (order.tif is not IOC and order.tif is not FOK):
+        order.tif = IOC
+
+
+def _check_tif(order: Order, now: int) -> None:
+    if order.tif is TimeInForce.GTD:
+        if order.expire_ns is None or order.expire_ns <= now:
+            raise Rejected("invalid_expire", "a GTD order needs an expiry after the engine clock")
+    elif order.tif is TimeInForce.DAY:
+        order.expire_ns = (now // DAY_NS + 1) * DAY_NS
+    elif order.expire_ns is not None:
+        raise Rejected("invalid_expire", f"a {order.tif} order takes no expiry")
+
+
+def check_amend_shape(order: Order, price: int | None, qty: int | None, stop_price: int | None) -> None:
+    """What an amend must look like: a positive open quantity and price, and only fields the order
+    has (a price only if it has one, a stop price only while it waits for it)."""
+    if qty is not None and qty <= 0:
+        raise Rejected("invalid_qty", "new open qty must be positive")
+    if price is not None and price <= 0:
+        raise Rejected("invalid_price", "price must be positive")
+    if price is not None and order.price is None:
+        raise Rejected("invalid_price", f"a {order.type} order has no price to amend")
+    if stop_price is not None and (order.stop_price is None or order.triggered):
+        raise Rejected("invalid_stop_price", "only a pending stop order has a stop price to amend")
 
 
 @mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
-@dataclass
-class Limits:
-    """Resolved limits for one (account, symbol), in engine units; None = unlimited."""
+class RiskEngine:
+    """The rules that read the venue's state (trading state, books, positions, wallets) and its
+    limits. `enabled` False (`VenueConfig.risk`) skips the limits, not the other rules."""
 
-    max_notional: int | None
-    max_position: int | None
-    band_ppm: int | None
-    rate: int | None
-    loss: int | None
+    __slots__ = ("venue", "enabled")
+
+    def __init__(self, venue: "Venue", enabled: bool) -> None:
+        self.venue = venue
+        self.enabled = enabled
+
+    def check_trading(self, symbol: str) -> None:
+        """Refuse while the kill switch is on or `symbol` is halted, by hand or by its circuit breaker."""
+        venue = self.venue
+        if venue.kill_switch:
+            raise Rejected("kill_switch", "the kill switch is on: no new orders")
+        if (venue.halted and symbol in venue.halted) or venue.breakers[symbol].halted_until > venue.now:
+            raise Rejected(venue.halt_reason(symbol) or "halted", f"{symbol} is halted")
+
+    def check(
+        self, order: Order, acct: Account, pos: Position | None, inst: Instrument, price: int | None,
+        stop: int | None, open_qty: int, was_open: int, dry_run: bool,
+    ) -> None:
+        """The flags and limits for `order` at `price` and `stop` with `open_qty` lots open, of which
+        `was_open` were open before: 0 for a new order (`pos` None before the account's first order
+        in the symbol), the open quantity for an amend. A dry run (`Venue.check`) does not count
+        against the rate limit."""
+        reduce_only = order.reduce_only
+        if reduce_only or order.post_only:
+            self._check_flags(order, pos, price, open_qty)
+        if not self.enabled:
+            return
+        limits = self.venue.limits.resolved(order.account, inst)
+        if limits.rate is not None:
+            self._throttle(acct, limits.rate, dry_run)
+        added = open_qty - was_open
+        if limits.loss is not None and added > 0 and not reduce_only:
+            self._check_loss(acct, limits.loss)
+        total = order.filled_qty + open_qty
+        if total < inst.min_qty or total > inst.max_qty:
+            limit, name = (inst.min_qty, "min_qty") if total < inst.min_qty else (inst.max_qty, "max_qty")
+            raise Rejected(name, f"qty {inst.qty(total)} is outside the {name.replace('_', ' ')} {inst.qty(limit)}")
+        if price is None:
+            price = self._market_price(order, stop, limits)
+            if price is None:
+                return
+        elif limits.band_ppm is not None:
+            ref = self._reference(order, stop)
+            if ref is not None:
+                _check_band(inst, limits.band_ppm, price, ref)
+        if reduce_only:
+            return
+        wallet = pos.wallet if pos is not None else acct.wallet(inst.quote)
+        extra_hold = (price * open_qty - order.hold_price * was_open) * inst.cash_mult
+        _check_size(inst, limits, pos, wallet, order.side, price, open_qty, added, extra_hold)
+
+    def hold_price(self, order: Order) -> int:
+        """The price at which an order holds cash for each open lot: its limit price; for market and
+        stop-market orders the edge of their price band, or without a band the reference itself.
+        0 (nothing held) when there is no price to go by."""
+        price = order.price
+        if price is None:
+            price = self._market_price(order, order.stop_price, self._limits(order))
+        return price or 0
+
+    def sweep_limit(self, order: Order) -> int | None:
+        """The worst price a market order may trade at: the edge of its price band; None (any price)
+        without a band."""
+        limits = self._limits(order)
+        if limits is None or limits.band_ppm is None:
+            return None
+        return self._market_price(order, order.stop_price, limits)
+
+    def _check_flags(self, order: Order, pos: Position | None, price: int | None, open_qty: int) -> None:
+        if order.post_only and price is not None and self.venue.books[order.symbol].would_take(order.side, price):
+            raise Rejected("post_only", "post-only order would take liquidity")
+        if order.reduce_only:
+            held = 0 if pos is None else reducible(pos.qty, order.side)
+            if open_qty > held:
+                raise Rejected("reduce_only", f"reduce-only order for {open_qty} lots exceeds the {held} it can reduce")
+
+    def _throttle(self, acct: Account, rate: int, dry_run: bool) -> None:
+        """Count an order against its account's per-second budget (engine-clock seconds)."""
+        second = self.venue.now // SECOND_NS
+        count = acct.rate_count if acct.rate_second == second else 0
+        if count >= rate:
+            raise Rejected("rate_limit", f"more than {rate} orders per second")
+        if not dry_run:
+            acct.rate_second, acct.rate_count = second, count + 1
+
+    def _check_loss(self, acct: Account, loss: int) -> None:
+        if acct.loss_day == self.venue.now // DAY_NS and -acct.day_realized >= loss:
+            raise Rejected("daily_loss_limit", "the account reached its daily loss limit")
+
+    def _reference(self, order: Order, stop: int | None) -> int | None:
+        """The centre of an order's price band: a waiting stop order's stop price, else the venue's
+        reference price (last trade, else mid)."""
+        if stop is not None and not order.triggered:
+            return stop
+        return self.venue.reference_price(order.symbol)
+
+    def _market_price(self, order: Order, stop: int | None, limits: Limits | None) -> int | None:
+        """The edge of a price-less order's band around its reference (the best opposite price when
+        there is none); without a band (`limits` None, or no band limit) the reference itself."""
+        ref = self._reference(order, stop)
+        if ref is None:
+            book = self.venue.books[order.symbol]
+            ref = book.best_ask() if order.side is BUY else book.best_bid()
+            if ref is None:
+                return None
+        if limits is None or limits.band_ppm is None:
+            return ref
+        band = ref * limits.band_ppm // 1_000_000
+        return ref + band if order.side is BUY else max(1, ref - band)
+
+    def _limits(self, order: Order) -> Limits | None:
+        """The order's resolved limits; None with risk off."""
+        if not self.enabled:
+            return None
+        venue = self.venue
+        return venue.limits.resolved(order.account, venue.instruments[order.symbol])
 
 
-@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
-class RiskLimits:
-    __slots__ = ("_values", "_resolved")
+def _check_band(inst: Instrument, band_ppm: int, price: int, ref: int) -> None:
+    if magnitude(price - ref) * 1_000_000 > ref * band_ppm:
+        raise Rejected("price_band", f"price {inst.price(price)} is more than {band_ppm / 10_000:g}% from {inst.price(ref)}")
 
-    def __init__(self) -> None:
-        self._values: dict[Scope, dict[str, Decimal | None]] = {(None, None): dict(DEFAULT_LIMITS)}
-        self._resolved: dict[str, dict[str, Limits]] = {}
-        """account -> symbol -> Limits: two lookups of strings whose hash is cached, where a tuple key
-        would be built, hashed and compared on every order."""
 
-    def set(self, key: str, value: object, account: str | None = None, symbol: str | None = None) -> None:
-        """Set a limit; `value` None (or "none") lifts it at this scope, "default" removes the override."""
-        if key not in DEFAULT_LIMITS:
-            raise Rejected("unknown_limit", f"unknown limit {key!r}; known: {', '.join(DEFAULT_LIMITS)}")
-        scope = (account, symbol)
-        if isinstance(value, str) and value.lower() == "default":
-            if scope == (None, None):
-                self._values[scope][key] = DEFAULT_LIMITS[key]
-            else:
-                self._values.get(scope, {}).pop(key, None)
-        else:
-            number = None if value is None or (isinstance(value, str) and value.lower() == "none") else to_decimal(value, "limit")
-            if number is not None and number < 0:
-                raise Rejected("invalid_limit", f"{key} must not be negative")
-            if key.startswith("breaker_") and number is None and key != "breaker_move_pct":
-                raise Rejected("invalid_limit", f"{key} needs a value")
-            self._values.setdefault(scope, {})[key] = number
-        self._resolved.clear()
-
-    def get(self, key: str, account: str | None = None, symbol: str | None = None) -> Decimal | None:
-        for scope in ((account, symbol), (account, None), (None, symbol), (None, None)):
-            values = self._values.get(scope)
-            if values is not None and key in values:
-                return values[key]
-        raise Rejected("unknown_limit", f"unknown limit {key!r}")
-
-    def entries(self) -> list[tuple[str | None, str | None, str, Decimal | None]]:
-        """Every explicitly set value with its scope, globals first."""
-        order = sorted(self._values, key=lambda s: (s[0] is not None, s[0] or "", s[1] is not None, s[1] or ""))
-        return [(a, s, k, v) for a, s in order for k, v in self._values[(a, s)].items()]
-
-    def resolved(self, account: str, instrument: Instrument) -> Limits:
-        by_symbol = self._resolved.get(account)
-        if by_symbol is None:
-            by_symbol = self._resolved[account] = {}
-        limits = by_symbol.get(instrument.symbol)
-        if limits is None:
-            limits = by_symbol[instrument.symbol] = self._resolve(account, instrument)
-        return limits
-
-    def _resolve(self, account: str, inst: Instrument) -> Limits:
-        def get(name: str) -> Decimal | None:
-            return self.get(name, account, inst.symbol)
-
-        notional, position, band, rate, loss = (
-            get("max_order_notional"), get("max_position"), get("price_band_pct"),
-            get("max_orders_per_second"), get("daily_loss_limit"),
+def _check_size(
+    inst: Instrument, limits: Limits, pos: Position | None, wallet: Wallet, side: Side, price: int, qty: int,
+    added: int, extra_hold: int,
+) -> None:
+    """Notional, position and balance limits for an order of `qty` at `price` that adds `added`
+    lots of possible exposure and needs `extra_hold` more cash held."""
+    notional = price * qty * inst.cash_mult
+    if limits.max_notional is not None and notional > limits.max_notional:
+        raise Rejected(
+            "max_notional",
+            f"order notional {inst.notional(price, qty):,} > limit {from_cash(limits.max_notional):,} {inst.quote}",
         )
-        return Limits(
-            max_notional=None if notional is None else int(notional * CASH_SCALE),
-            max_position=None if position is None else int(position / inst.lot_size),
-            band_ppm=None if band is None else int(band * 10_000),
-            rate=None if rate is None else int(rate),
-            loss=None if loss is None else int(loss * CASH_SCALE),
-        )
-
-
-@mypyc_attr(serializable=True, allow_interpreted_subclasses=True)
-class CircuitBreaker:
-    """Halts an instrument when its trade prices within a rolling window span more than a limit.
-
-    The window is kept as ten buckets of a tenth of the window each, with the low and high of
-    each; a trade inside the current range costs two comparisons. The window's edge is thus
-    exact to a tenth of its length.
-    """
-
-    __slots__ = (
-        "move_ppm", "window_ns", "cooldown_ns", "_bucket_ns", "_buckets", "_bucket", "_low", "_high",
-        "halted_until", "tripped_ns", "reason",
-    )
-
-    def __init__(self, move_pct: Decimal | None, window_s: Decimal, cooldown_s: Decimal) -> None:
-        self.move_ppm = None if move_pct is None else int(move_pct * 10_000)
-        self.window_ns = int(window_s * SECOND_NS)
-        self.cooldown_ns = int(cooldown_s * SECOND_NS)
-        self._bucket_ns = max(1, self.window_ns // 10)
-        self._buckets: deque[list[int]] = deque()
-        """[bucket index, low, high] per bucket that saw a trade, oldest first."""
-        self._bucket = -1
-        self._low = 0
-        self._high = 0
-        self.halted_until = 0
-        self.tripped_ns = 0
-        self.reason = ""
-
-    def on_trade(self, ts: int, price: int) -> bool:
-        """Record a trade; True when it trips the breaker."""
-        if self.move_ppm is None:
-            return False
-        index = ts // self._bucket_ns
-        if index == self._bucket:
-            bucket = self._buckets[-1]
-            if price < bucket[1]:
-                bucket[1] = price
-            elif price > bucket[2]:
-                bucket[2] = price
-            else:
-                return False
-            if self._low <= price <= self._high:
-                return False
+    if limits.max_position is not None and added > 0:
+        if pos is None:
+            exposure = added
+        elif side is BUY:
+            exposure = pos.qty + pos.open_buy + added
         else:
-            buckets = self._buckets
-            buckets.append([index, price, price])
-            self._bucket = index
-            oldest = index - 10
-            while buckets[0][0] <= oldest:
-                buckets.popleft()
-            self._low = min(b[1] for b in buckets)
-            self._high = max(b[2] for b in buckets)
-        if price < self._low:
-            self._low = price
-        elif price > self._high:
-            self._high = price
-        low, high = self._low, self._high
-        if (high - low) * 1_000_000 > low * self.move_ppm:
-            self.tripped_ns = ts
-            self.halted_until = ts + self.cooldown_ns
-            self.reason = f"moved {(high - low) * 100 / low:.2f}% within {self.window_ns / SECOND_NS:g}s"
-            self._buckets.clear()
-            self._bucket = -1
-            return True
-        return False
-
-    def is_open(self, now: int) -> bool:
-        """'Open' as in an open circuit: trading is halted."""
-        return now < self.halted_until
+            exposure = -(pos.qty - pos.open_sell - added)
+        if exposure > limits.max_position:
+            raise Rejected(
+                "max_position",
+                f"position could reach {inst.qty(exposure)} > limit {inst.qty(limits.max_position)} {inst.base}",
+            )
+    if extra_hold > 0 and extra_hold > wallet.balance - wallet.reserved - wallet.margin:
+        raise Rejected(
+            "insufficient_balance",
+            f"order needs {from_cash(extra_hold):,} {inst.quote} more, available {from_cash(wallet.available):,}",
+        )
