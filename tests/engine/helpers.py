@@ -54,7 +54,7 @@ def text(value: Decimal) -> str:
 KIND = {
     OrderAccepted: "accepted",
     OrderRejected: "rejected",
-    OrderFilled: "fill",
+    OrderFilled: "filled",
     OrderCancelled: "cancelled",
     OrderExpired: "expired",
     OrderAmended: "amended",

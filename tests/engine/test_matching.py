@@ -19,7 +19,7 @@ def test_fill_at_the_makers_price_not_the_takers() -> None:
     sim = Sim()
     sim.sell("ask", "1", "100.00", account="maker")
     events = sim.buy("bid", "1", "104.50", account="taker")
-    assert kinds(events) == ["accepted", "fill"]
+    assert kinds(events) == ["accepted", "filled"]
     assert sim.fills(events) == [("bid", "ask", "100", "1")]
     assert sim.v.last[BTC] == 10000
 

@@ -126,7 +126,7 @@ def test_gtc_rests() -> None:
     sim = Sim()
     sim.sell("m", "1", "100.00", account="m")
     events = sim.buy("t", "3", "100.00", account="t", tif="GTC")
-    assert kinds(events) == ["accepted", "fill"]
+    assert kinds(events) == ["accepted", "filled"]
     assert sim.book() == [("t", "buy", "100", "2")]
 
 
@@ -134,7 +134,7 @@ def test_ioc_remainder_is_cancelled_never_rested() -> None:
     sim = Sim()
     sim.sell("m", "1", "100.00", account="m")
     events = sim.buy("t", "3", "101.00", account="t", tif="IOC")
-    assert kinds(events) == ["accepted", "fill", "cancelled"]
+    assert kinds(events) == ["accepted", "filled", "cancelled"]
     assert sim.fills(events) == [("t", "m", "100", "1")]
     assert cancels(events) == [("t", "unfilled_remainder")]
     order = events[0].order
@@ -194,7 +194,7 @@ def test_market_order_never_rests_even_with_gtc() -> None:
     sim = Sim()
     sim.sell("m", "1", "100.00", account="m")
     events = sim.buy("t", "2", account="t", tif="GTC")
-    assert kinds(events) == ["accepted", "fill", "cancelled"]
+    assert kinds(events) == ["accepted", "filled", "cancelled"]
     assert events[0].order.tif is TimeInForce.IOC
     assert sim.book() == []
 
@@ -276,7 +276,7 @@ def test_sell_stop_market_triggers_when_last_trade_reaches_it() -> None:
     assert kinds(events) == ["accepted"]
     assert sim.ids() == ["m99", "m97"]  # a pending stop is not in the book
     events = sim.sell("t", "1.5", "97.50", account="t", tif="IOC")
-    assert kinds(events) == ["accepted", "fill", "fill", "triggered", "fill"]
+    assert kinds(events) == ["accepted", "filled", "filled", "triggered", "filled"]
     assert sim.fills(events) == [("t", "m99", "99", "1"), ("t", "m97", "97.5", "0.5"), ("stop", "m97", "97.5", "1")]
     assert events[3].order.id == "stop" and events[3].order.triggered
     assert sim.pos_qty("a1") == "-1"
@@ -289,7 +289,7 @@ def test_stop_not_reached_stays_pending() -> None:
     sim.trade("100.00")
     sim.sell("stop", "1", account="a1", stop="98.00")
     events = sim.sell("t", "1", "99.00", account="t")
-    assert kinds(events) == ["accepted", "fill"]
+    assert kinds(events) == ["accepted", "filled"]
     assert not sim.open("stop").triggered
 
 
@@ -300,7 +300,7 @@ def test_buy_stop_triggers_on_last_at_or_above() -> None:
     sim.trade("100.00")
     sim.buy("stop", "1", "103.00", account="a1", stop="101.00")
     events = sim.buy("t", "1", "101.00", account="t")
-    assert kinds(events) == ["accepted", "fill", "triggered", "fill"]
+    assert kinds(events) == ["accepted", "filled", "triggered", "filled"]
     assert sim.fills(events) == [("t", "m101", "101", "1"), ("stop", "m102", "102", "1")]
 
 
@@ -309,7 +309,7 @@ def test_stop_already_through_triggers_on_arrival() -> None:
     sim.sell("m", "1", "100.50", account="m")
     sim.trade("100.00")
     events = sim.buy("stop", "1", "101.00", account="a1", stop="99.00")
-    assert kinds(events) == ["accepted", "triggered", "fill"]
+    assert kinds(events) == ["accepted", "triggered", "filled"]
     assert sim.fills(events) == [("stop", "m", "100.5", "1")]
 
 
@@ -326,7 +326,7 @@ def test_triggered_stop_limit_rests_when_not_marketable() -> None:
     sim.sell("stop", "1", "99.50", account="a1", stop="99.00")
     assert sim.ids() == ["m99"]
     events = sim.sell("t", "1", "99.00", account="t")
-    assert kinds(events) == ["accepted", "fill", "triggered"]
+    assert kinds(events) == ["accepted", "filled", "triggered"]
     assert sim.book() == [("stop", "sell", "99.5", "1")]
     assert sim.open("stop").status is OrderStatus.NEW
 
@@ -339,7 +339,7 @@ def test_stop_cascade() -> None:
     sim.sell("s98", "1", account="a1", stop="98.00")
     sim.sell("s97", "1", account="a2", stop="97.00")
     events = sim.sell("t", "1", "98.00", account="t")
-    assert kinds(events) == ["accepted", "fill", "triggered", "fill", "triggered", "cancelled"]
+    assert kinds(events) == ["accepted", "filled", "triggered", "filled", "triggered", "cancelled"]
     assert sim.fills(events) == [("t", "m98", "98", "1"), ("s98", "m96", "96.5", "1")]
     assert [e.order.id for e in events if isinstance(e, OrderTriggered)] == ["s98", "s97"]
     assert cancels(events) == [("s97", "unfilled_remainder")]
@@ -352,7 +352,7 @@ def test_cancelled_stop_never_triggers() -> None:
     sim.sell("stop", "1", account="a1", stop="99.50")
     assert cancels(sim.cancel("stop")) == [("stop", "user")]
     events = sim.sell("t", "1", "99.00", account="t")
-    assert kinds(events) == ["accepted", "fill"]
+    assert kinds(events) == ["accepted", "filled"]
 
 
 @pytest.mark.parametrize(
@@ -381,7 +381,7 @@ def test_amend_stop_price_of_a_stop_limit() -> None:
     assert kinds(events) == ["amended"]
     assert sim.open("stop").stop_price == 10200 and not sim.open("stop").triggered
     events = sim.amend("stop", stop="99.50")  # last 100.00 >= 99.50: through at once
-    assert kinds(events) == ["amended", "triggered", "fill"]
+    assert kinds(events) == ["amended", "triggered", "filled"]
     assert sim.fills(events) == [("stop", "m", "100.5", "1")]
 
 
@@ -699,7 +699,7 @@ def test_amend_price_through_the_book_trades_at_makers_price() -> None:
     sim.sell("ask", "0.4", "100.00", account="m")
     sim.buy("b", "1", "99.00", account="a1")
     events = sim.amend("b", price="101.00")
-    assert kinds(events) == ["amended", "fill"]
+    assert kinds(events) == ["amended", "filled"]
     assert sim.fills(events) == [("b", "ask", "100", "0.4")]
     assert sim.book() == [("b", "buy", "101", "0.6")]
 
