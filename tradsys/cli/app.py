@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "positions": "tradsys.cli.account:positions",
     "tail": "tradsys.cli.tail:tail",
     "watch": "tradsys.cli.watch:watch",
+    "data": "tradsys.cli.data:data_app",
 }
 """Each top-level command, in help order: `module:attribute`, a Typer group or a command function."""
 
