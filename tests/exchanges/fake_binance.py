@@ -52,6 +52,8 @@ class FakeBinance:
         self.update_id = 1000
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._fail_klines_after: int | None = None
+        self.hold_snapshots = False
+        """While set, depth snapshots answer 503: a feed that lost its book cannot resync."""
         self._sockets: list[tuple[web.WebSocketResponse, set[str]]] = []
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -235,6 +237,8 @@ class FakeBinance:
         market = self._market(request)
         if isinstance(market, web.Response):
             return market
+        if self.hold_snapshots:
+            return web.json_response({"code": -1001, "msg": "Internal error."}, status=503)
         limit = int(request.query.get("limit", 100))
         bids = sorted(market.bids.items(), reverse=True)[:limit]
         asks = sorted(market.asks.items())[:limit]

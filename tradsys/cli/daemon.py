@@ -46,6 +46,8 @@ def start(
     replay_speed: Annotated[float | None, typer.Option(help="Replay speed factor for --replay-data.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the simulated market.")] = None,
     durability: Annotated[str | None, typer.Option(help="fsync (survives power loss, default) or process (survives a killed daemon; faster).")] = None,
+    feed: Annotated[list[str] | None, typer.Option("--feed", help="Paper-trade a real market: EXCHANGE:SYMBOL, "
+                                                                  "e.g. binance:BTC/USDT (repeatable).")] = None,
 ) -> None:
     """Start the daemon: a live venue with a simulated market, gRPC on 50051, HTTP/WebSocket on 8080.
 
@@ -55,6 +57,7 @@ def start(
         "home": home, "grpc_host": grpc_host, "grpc_port": grpc_port, "http_host": http_host, "http_port": http_port,
         "log_format": log_format, "log_level": log_level, "simulate": simulate, "replay_data": replay_data,
         "replay_speed": replay_speed, "sim_seed": seed, "durability": durability,
+        "feeds": feed or None,
     })
     running = process.read_pid(cfg.home)
     if running is not None:
@@ -72,11 +75,12 @@ def start(
     setup_logging(cfg.log_format, cfg.log_level)
     from tradsys.daemon.app import Daemon
     from tradsys.daemon.store import CorruptJournal
+    from tradsys.exchanges import ExchangeFailure
 
     daemon = Daemon(cfg)
     try:
         daemon.start()
-    except (OSError, RuleError, CorruptJournal) as exc:
+    except (OSError, RuleError, CorruptJournal, ExchangeFailure) as exc:
         logging.getLogger("tradsys.daemon").error("daemon.start_failed", extra={"fields": {"error": str(exc)}})
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None

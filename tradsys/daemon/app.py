@@ -26,6 +26,8 @@ from tradsys.daemon.core import Core
 from tradsys.daemon.feeds import Feeds
 from tradsys.daemon.http import HttpServer
 from tradsys.daemon.hub import Hub
+from tradsys.daemon.live_markets import RULE as live_rule
+from tradsys.daemon.live_markets import LiveMarkets
 from tradsys.daemon.logs import log_event
 from tradsys.daemon.market import SimulatedMarket
 from tradsys.daemon.market_config import SimConfig
@@ -58,13 +60,17 @@ from tradsys.engine import (
 log = logging.getLogger("tradsys.daemon")
 
 
-def make_venue(config: Config) -> Venue:
+def make_venue(config: Config, live: LiveMarkets | None = None) -> Venue:
+    """The default instruments, and the live feeds' with the same starting cash in their quote currencies."""
+    balances = {config.currency: Decimal(config.initial_balance)}
+    if live is not None:
+        balances |= {ccy: Decimal(config.initial_balance) for ccy in live.quotes if ccy not in balances}
     return Venue(
-        DEFAULT_INSTRUMENTS,
+        DEFAULT_INSTRUMENTS + tuple(live.instruments.values() if live is not None else ()),
         VenueConfig(
             maker_fee_bps=Decimal(config.maker_fee_bps),
             taker_fee_bps=Decimal(config.taker_fee_bps),
-            initial_balances={config.currency: Decimal(config.initial_balance)},
+            initial_balances=balances,
             stp=SelfTradePrevention(config.stp),
         ),
     )
@@ -80,6 +86,7 @@ class Daemon:
         self._stopped = threading.Event()
         self.core: Core | None = None
         self.market: SimulatedMarket | None = None
+        self.live: LiveMarkets | None = None
         self.webhook: Webhook | None = None
         self.signal_sources: list[Callable[[int], dict[str, dict[tuple, float]]]] = []
         """Extra alert signals (e.g. strategy drawdown) from components that own them."""
@@ -98,11 +105,12 @@ class Daemon:
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.live = live = LiveMarkets.from_config(config)
         self.alerter = self._alerter()
         secret, _admin_token = ensure_secrets(config.home)
         self.store = Store(config.db_path, fsync=config.durability == "fsync")
         journal = self.store.journal
-        venue, last_seq, replayed = journal.recover(lambda: make_venue(config))
+        venue, last_seq, replayed = journal.recover(lambda: make_venue(config, live))
         fresh = last_seq == 0
         if fresh:
             journal.snapshot(0, venue)
@@ -114,9 +122,10 @@ class Daemon:
         self.signal_sources += [self.strategies.drawdown_signals, self.strategies.lag_signals]
         self.core = core = Core(
             venue, journal, next_order_number=journal.next_order_number(), last_seq=last_seq,
-            actors=([market] if market is not None else []) + [self.strategies],
+            actors=([market] if market is not None else []) + ([live.mirror] if live is not None else [])
+            + [self.strategies],
             snapshot_every=config.snapshot_every, max_queued=config.max_queued,
-            restore=lambda: journal.recover(lambda: make_venue(config))[0],
+            restore=lambda: journal.recover(lambda: make_venue(config, live))[0],
         )
         self.feeds = Feeds(venue, self.hub)
         self.rejects = RejectWindow()
@@ -126,6 +135,11 @@ class Daemon:
         core.start()
         if market is not None and fresh:
             core.execute(market.setup_commands())
+        if live is not None:
+            core.execute(core.query(live.mirror.setup_commands))
+            live.mirror.ready = True
+            live.start(lambda symbol, trade: self.hub.publish(f"trades:{symbol}", trade))
+            self.signal_sources.append(live.signals)
         fanout = Fanout(self.hub)
         gate = Gate(secret, on_refusal=lambda kind, detail: self.metrics.auth_refusals.labels(kind, detail).inc())
         servicers = {
@@ -184,7 +198,8 @@ class Daemon:
         if spec.get("webhook"):
             self.webhook = Webhook(str(spec["webhook"]))
             deliver.append(self.webhook.send)
-        return Alerter(AlertRules(load_rules(spec)), self._signals, deliver)
+        rules = load_rules(spec) + ([live_rule] if self.live is not None else [])
+        return Alerter(AlertRules(rules), self._signals, deliver)
 
     def _store_alert(self, alert: dict[str, Any]) -> None:
         self.store.settings.upsert_alert(alert["id"], alert["rule"], alert["severity"], alert["state"],
@@ -203,6 +218,8 @@ class Daemon:
                 stale[(("symbol", symbol),)] = (now - trades[-1]["ts"]) / second
             elif self.market is not None:
                 stale[(("symbol", symbol),)] = (now - self.started_ns) / second
+        if self.live is not None:  # a feed symbol is as fresh as the exchange's last print
+            stale |= {(("symbol", symbol),): age for symbol, age in self.live.mirror.staleness(now).items()}
         signals: dict[str, dict[tuple, float]] = {
             "feed_staleness_seconds": stale,
             "order_reject_ratio": {(): self.rejects.ratio(now)},
@@ -244,6 +261,8 @@ class Daemon:
         if self.webhook is not None:
             self.webhook.close()
         self.grpc.stop(grace=2)
+        if self.live is not None:
+            self.live.stop()
         self.hub.close_all("the daemon is shutting down")
         if self.core is not None:
             self.core.stop()
@@ -273,6 +292,7 @@ class Daemon:
                 "store": "failed" if core is not None and core.failed is not None else (fault or "ok"),
                 "grpc": "serving" if self.state == "ok" else self.state,
                 "market": "off" if self.market is None else "running",
+                **({"feeds": self.live.describe()} if self.live is not None else {}),
                 "kill_switch": bool(venue and venue.kill_switch),
                 "journal_seq": core.last_seq if core else 0,
                 "open_orders": len(venue.orders) if venue is not None else 0,

@@ -85,6 +85,9 @@ class Config:
     """"fsync": an acknowledged command survives power loss (fsync per group commit).
     "process": it survives the daemon being killed (SIGKILL, crash) but not the machine losing
     power; commits skip the fsync, which is most of a unary order's latency on slow disks."""
+    feeds: tuple[str, ...] = ()
+    """Live exchange feeds, `EXCHANGE:SYMBOL` (`--feed`, `TRADSYS_FEEDS` comma-separated); when given they
+    replace `[feeds] symbols` of config.toml, whose other keys `tradsys.exchanges.feed_config` reads."""
     raw: dict[str, Any] = field(default_factory=dict)
     """The parsed config.toml, for sections other modules own (alerts, strategies, ...)."""
 
@@ -226,6 +229,19 @@ def _stp(value: object, base: Path) -> SelfTradePrevention:
         raise ValueError(f"expected one of {', '.join(SelfTradePrevention)}, got {value!r}") from None
 
 
+def _feeds(value: object, base: Path) -> tuple[str, ...]:
+    """`EXCHANGE:SYMBOL` specs: a list (flags) or one comma-separated text (environment)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"expected EXCHANGE:SYMBOL specs such as binance:BTC/USDT, got {value!r}")
+    specs = tuple(str(item).strip() for item in items if str(item).strip())
+    for spec in specs:
+        exchange, colon, symbol = spec.partition(":")
+        if not (colon and exchange.strip() and symbol.strip()):
+            raise ValueError(f"expected EXCHANGE:SYMBOL such as binance:BTC/USDT, got {spec!r}")
+    return specs
+
+
 def _optional(convert: Converter) -> Converter:
     """An environment variable set to "" or "none" clears an optional setting."""
 
@@ -263,6 +279,7 @@ _CONVERTERS: dict[str, Converter] = {
     "snapshot_every": _positive_int,
     "max_queued": _positive_int,
     "durability": _choice("fsync", "process"),
+    "feeds": _feeds,
 }
 
 # config.toml tables: [table] key -> field. Fields may also be written as top-level keys.

@@ -186,8 +186,10 @@ class Download:
         kept = [t for t in rows if state.cursor <= t["timestamp"] < self.request.until_ms
                 and str(t["id"]) not in state.seen_ids]
         if not kept:
-            # an empty window, or a page wholly at one millisecond that was already taken
-            state.cursor = min(state.cursor + (TRADES_WINDOW_MS if not rows else 1), self.request.until_ms)
+            # an empty window: the next one; a page of trades already taken or past `until`: past them
+            latest = max((t["timestamp"] for t in rows), default=None)
+            step = TRADES_WINDOW_MS if latest is None else max(latest - state.cursor, 1)
+            state.cursor = min(state.cursor + step, self.request.until_ms)
             return
         kept.sort(key=lambda t: t["timestamp"])
         state.new.append(history_file.frame("trades", {
