@@ -3,8 +3,9 @@
 Starts a daemon with the simulated market in a temporary home (loopback only), then runs each
 command --runs times as a whole process, the way a person or a script does, with the same
 interpreter. The floor is `python -c "import grpc, typer, rich.console"`: what any Typer/rich
-gRPC client pays before it does anything. The target is each command within 1.5x the floor's
-median and under 60 MB RSS.
+gRPC client pays before it does anything. Each run of a command is paired with a run of the floor
+just before it, so both see the machine at the same moment; the ratio printed is the median of
+the pairs' ratios. The target is each command within 1.5x the floor and under 60 MB RSS.
 
     python bench/cli.py [--runs 10]
 """
@@ -37,9 +38,12 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
-def measure(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
-    samples = [run(argv, env) for _ in range(runs)]
-    return statistics.median(w for w, _ in samples), max(r for _, r in samples)
+def measure(argv: list[str], floor: list[str], env: dict[str, str], runs: int) -> tuple[float, float, float, float]:
+    """Median wall time of the command and of the floor, the median of their paired ratios, and the
+    command's peak RSS."""
+    pairs = [(run(floor, env)[0], *run(argv, env)) for _ in range(runs)]
+    return (statistics.median(w for _, w, _ in pairs), statistics.median(f for f, _, _ in pairs),
+            statistics.median(w / f for f, w, _ in pairs), max(r for _, _, r in pairs))
 
 
 def main() -> None:
@@ -65,11 +69,11 @@ def main() -> None:
                 "book (table)": ["book", "BTC-USD"],
                 "--help": ["--help"],
             }
-            floor, floor_rss = measure([sys.executable, "-c", "import grpc, typer, rich.console"], env, args.runs)
-            print(f"floor (python -c 'import grpc, typer, rich.console'): {floor * 1000:.0f} ms, {floor_rss:.0f} MB")
+            floor = [sys.executable, "-c", "import grpc, typer, rich.console"]
+            print(f"floor: {' '.join(floor[1:])!r}, paired with each run; {args.runs} runs per command")
             for name, argv in commands.items():
-                wall, rss = measure([tradsys, *argv], env, args.runs)
-                print(f"{name:>20}: {wall * 1000:5.0f} ms  {wall / floor:4.2f}x floor  {rss:3.0f} MB")
+                wall, floor_wall, ratio, rss = measure([tradsys, *argv], floor, env, args.runs)
+                print(f"{name:>20}: {wall * 1000:5.0f} ms (floor {floor_wall * 1000:3.0f} ms)  {ratio:4.2f}x floor  {rss:3.0f} MB")
         finally:
             daemon.kill()
             daemon.proc.wait()
