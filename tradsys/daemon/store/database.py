@@ -1,9 +1,10 @@
 """The daemon's SQLite file, opened once and shared by the journal and the read repositories.
 
 SQLite through peewee, in WAL mode with `synchronous=FULL`: when a journal write returns, the
-batch is on disk. One writer thread (the engine thread) appends to the journal and snapshots;
-any number of reader threads query the history and settings, each on its own connection
-(peewee keeps one per thread), and WAL lets them read while the writer writes.
+batch is on disk. One writer thread (the engine's) appends to the journal and snapshots, the
+projector thread writes the order history behind it; any number of reader threads query the
+history and settings, each on its own connection (peewee keeps one per thread), and WAL lets them
+read while the writers write.
 """
 
 from __future__ import annotations
@@ -49,12 +50,17 @@ class Store:
         with self.db.atomic("IMMEDIATE"):
             self.db.create_tables(list(models.values()), safe=True)
             self.db.execute_sql("DROP TABLE IF EXISTS snapshots")  # where snapshots were kept before the files
+            # A database without a mark was projected in each batch's own transaction: all of it.
+            self.db.execute_sql("INSERT INTO projection (seq) SELECT coalesce(max(seq), 0) FROM journal "
+                                "WHERE NOT EXISTS (SELECT 1 FROM projection)")
         self.journal = Journal(self.db, self.path, fsync)
-        self.history = History(self.db)
+        self.history = History(self.db, self.journal.projector.barrier)
         self.settings = Settings(models)
 
     def close(self) -> None:
-        """Close this thread's connection (other threads' connections close with their threads)."""
+        """Finish the projection, then close this thread's connection (other threads' connections
+        close with their threads)."""
+        self.journal.close()
         if not self.db.is_closed():
             self.db.close()
 
