@@ -39,9 +39,9 @@ def stalled(monkeypatch: pytest.MonkeyPatch):
     gate = threading.Event()
     real = projector.write
 
-    def gated(conn, chunk, lock) -> None:  # type: ignore[no-untyped-def]
+    def gated(connect, chunk, lock) -> None:  # type: ignore[no-untyped-def]
         gate.wait(30)
-        real(conn, chunk, lock)
+        real(connect, chunk, lock)
 
     monkeypatch.setattr(projector, "write", gated)
     yield gate

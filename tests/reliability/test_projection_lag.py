@@ -19,9 +19,9 @@ import sys, threading, time
 from tradsys.daemon.store import projector
 write = projector.write
 if sys.argv[1] == "stalled":  # acknowledged, never projected
-    projector.write = lambda conn, chunk, lock: threading.Event().wait()
+    projector.write = lambda connect, chunk, lock: threading.Event().wait()
 else:  # projected 50 ms behind the acknowledgement
-    projector.write = lambda conn, chunk, lock: (time.sleep(0.05), write(conn, chunk, lock))
+    projector.write = lambda connect, chunk, lock: (time.sleep(0.05), write(connect, chunk, lock))
 from tradsys.cli.app import app
 sys.argv = ["tradsys", *sys.argv[2:]]
 app()

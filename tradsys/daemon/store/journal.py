@@ -42,20 +42,28 @@ class Journal:
     only taken of a state the projection has reached, so that recovery, replaying from it, can
     re-project whatever lags."""
 
-    def __init__(self, db: pw.SqliteDatabase, path: Path, fsync: bool) -> None:
+    def __init__(self, db: pw.SqliteDatabase, path: Path, fsync: bool, connect: Callable[[], Any]) -> None:
+        """`connect` opens the connection the journal and the projector write through."""
         self.db = db
         self.path = path
         self.snapshot_dir = path.with_name(path.name + ".snapshots")
         self._fsync = fsync
+        self._sync = f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}"
         self._seq: int = db.execute_sql("SELECT max(seq) FROM journal").fetchone()[0] or 0
+        self._connect = connect
+        self._writer: Any = None
+        """The one connection every journal and projection write uses (one at a time, under
+        `_lock`, from whichever thread): with two, each would find its page cache stale after
+        every write of the other."""
         self._lock = threading.Lock()
-        self.projector = Projector(db.connection, self._lock, db.execute_sql("SELECT seq FROM projection").fetchone()[0],
-                                   disconnect=db.close)
+        self.projector = Projector(self._connection, self._lock, db.execute_sql("SELECT seq FROM projection").fetchone()[0])
         self._prepared = self._seq
         """The seq of the last row `prepare` handed out; `_seq` is the last one written."""
-        self._writer: Any = None
-        """The one connection `write` uses, from whichever thread writes (one at a time): with
-        two, each would find its page cache stale after every write of the other."""
+
+    def _connection(self) -> Any:
+        if self._writer is None:
+            self._writer = self._connect()
+        return self._writer
 
     @property
     def last_seq(self) -> int:
@@ -92,10 +100,9 @@ class Journal:
             return self._seq
         # The sqlite3 connection directly: peewee's transaction bookkeeping costs as much as the
         # inserts of a one-order batch.
-        conn = self._writer
-        if conn is None:
-            conn = self._writer = self.db.connection()
         with self._lock:
+            conn = self._connection()
+            conn.execute(self._sync)  # the projector writes through this connection without the fsync
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 rows.write_journal(conn)
@@ -182,13 +189,18 @@ class Journal:
         """Project journal rows up to `seq` that the tables lack, as one batch: the tables end as
         they would after each row's own batch (every order's row holds its latest state)."""
         rows = project(lagging, venue, seq - len(lagging))
-        write_tables(self.db.connection(), [rows], self._lock)
+        write_tables(self._connection, [rows], self._lock)
         self.projector.projected = self.projector.written = seq
         lagging.clear()
 
     def close(self) -> None:
-        """Finish the projection's backlog and end its thread."""
+        """Finish the projection's backlog, end its thread and close the writing connection (the
+        next write opens another)."""
         self.projector.close()
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def next_order_number(self) -> int:
         """1 + the largest all-digit order id ever stored (accepted or rejected), else 1: where

@@ -43,12 +43,12 @@ class ProjectionLag(Exception):
 class Projector:
     """Owns the projection's backlog, its thread and its high-water mark (`projected`).
 
-    `connect` gives the projector thread its connection (`disconnect` closes it); `write_lock` is held around every write
+    `connect` gives the connection to write through (the journal's); `write_lock` is held around every write
     transaction on the database (the journal's too): SQLite has one writer at a time, and a
     writer waiting in SQLite's busy handler sleeps for milliseconds."""
 
     def __init__(self, connect: Callable[[], Any], write_lock: threading.Lock, projected: int, *,
-                 disconnect: Callable[[], Any] = lambda: None, max_rows: int = MAX_ROWS) -> None:
+                 max_rows: int = MAX_ROWS) -> None:
         self.write_lock = write_lock
         self.projected = projected
         """The last journal seq whose projection is in the tables (committed)."""
@@ -57,7 +57,6 @@ class Projector:
         self.failure: str | None = None
         """Why the last projection transaction failed, until one succeeds."""
         self._connect = connect
-        self._disconnect = disconnect
         self._max_rows = max_rows
         self._queue: deque[Rows] = deque()
         self._rows = 0
@@ -119,14 +118,6 @@ class Projector:
         self._thread.start()
 
     def _run(self) -> None:
-        conn = self._connect()
-        conn.execute("PRAGMA synchronous = NORMAL")
-        try:
-            self._loop(conn)
-        finally:
-            self._disconnect()
-
-    def _loop(self, conn: Any) -> None:
         while True:
             with self._cond:
                 while not self._queue and not self._closing:
@@ -140,7 +131,7 @@ class Projector:
                     chunk.append(rows)
                     count += _size(rows)
             try:
-                write(conn, chunk, self.write_lock)
+                write(self._connect, chunk, self.write_lock)
             except Exception as exc:
                 with self._cond:
                     self.failure = str(exc)
@@ -158,10 +149,13 @@ class Projector:
                 self._cond.notify_all()
 
 
-def write(conn: Any, chunk: list[Rows], lock: threading.Lock) -> None:
+def write(connect: Callable[[], Any], chunk: list[Rows], lock: threading.Lock) -> None:
     """The projections of `chunk` (in order) and its last seq as the high-water mark, in one
-    transaction on `conn`, holding the database's write `lock`."""
+    transaction without the fsync on the connection `connect` gives, holding the database's
+    write `lock`."""
     with lock:
+        conn = connect()
+        conn.execute("PRAGMA synchronous = NORMAL")
         try:
             conn.execute("BEGIN IMMEDIATE")
             for rows in chunk:
