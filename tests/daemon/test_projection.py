@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tradsys.daemon.store import Store, projector
+from tradsys.daemon.store import Store, journal, projector
 from tradsys.engine import Venue
 from tradsys.engine.commands import apply
 
@@ -35,9 +35,11 @@ def table_count(store: Store, table: str) -> int:
 
 @pytest.fixture
 def stalled(monkeypatch: pytest.MonkeyPatch):
-    """The projector's transactions wait until the test sets the returned event."""
+    """Every batch goes to the projector (none is projected in its journal transaction), whose
+    transactions wait until the test sets the returned event."""
     gate = threading.Event()
     real = projector.write
+    monkeypatch.setattr(journal, "INLINE_ROWS", -1)
 
     def gated(connect, chunk, lock) -> None:  # type: ignore[no-untyped-def]
         gate.wait(30)
@@ -134,3 +136,11 @@ def test_recovery_projects_what_the_tables_lack_exactly_once(tmp_path: Path, sta
     assert tables(again) == tables(reference)
     for s in (store, again, reference):
         s.close()
+
+
+def test_a_small_batch_with_nothing_waiting_is_projected_with_its_journal_rows(tmp_path: Path) -> None:
+    store = Store(tmp_path / "t.db")
+    write(store, Venue(), new("1", "buy", "100"))
+    assert table_count(store, "orders") == 1 and not store.journal.projector.started
+    assert store.db.execute_sql("SELECT seq FROM projection").fetchone()[0] == 1
+    store.close()

@@ -16,7 +16,8 @@ from tradsys.proto import orders_pb2_grpc as pb_grpc
 
 DAEMON = """
 import sys, threading, time
-from tradsys.daemon.store import projector
+from tradsys.daemon.store import journal, projector
+journal.INLINE_ROWS = -1  # every batch goes through the projector
 write = projector.write
 if sys.argv[1] == "stalled":  # acknowledged, never projected
     projector.write = lambda connect, chunk, lock: threading.Event().wait()

@@ -19,7 +19,7 @@ import peewee as pw
 from tradsys.daemon.store import snapshots
 from tradsys.daemon.store.codec import loads
 from tradsys.daemon.store.projection import Rows, project
-from tradsys.daemon.store.projector import Projector, write as write_tables
+from tradsys.daemon.store.projector import Projector, projection_rows, write as write_tables
 from tradsys.engine.commands import apply
 from tradsys.engine.events import Event
 from tradsys.engine.venue import Venue
@@ -27,6 +27,9 @@ from tradsys.engine.venue import Venue
 CHUNK = 2_000
 """Journal rows read per statement, so that no statement stays open between items; also journal
 rows re-projected per transaction in recovery."""
+
+INLINE_ROWS = 32
+"""Projection rows a batch may have and still be projected in its journal transaction (`write`)."""
 
 log = logging.getLogger("tradsys.store")
 
@@ -95,24 +98,36 @@ class Journal:
     def write(self, rows: Rows) -> int:
         """Make prepared journal rows durable in one transaction and queue their projection
         (which waits while the projector's backlog is full); returns the seq of their last journal
-        row. After a failure, `discard` whatever was prepared but not written."""
+        row. After a failure, `discard` whatever was prepared but not written.
+
+        A batch of at most `INLINE_ROWS` projection rows with none waiting before it is projected
+        in its own journal transaction instead: for a lone order, waking the projector thread
+        (which then wants the interpreter while the acknowledgement is sent) costs more than
+        writing its row."""
         if not rows.journal:
             return self._seq
         # The sqlite3 connection directly: peewee's transaction bookkeeping costs as much as the
         # inserts of a one-order batch.
         with self._lock:
+            inline = projection_rows(rows) <= INLINE_ROWS and self.projector.idle()
             conn = self._connection()
             conn.execute(self._sync)  # the projector writes through this connection without the fsync
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 rows.write_journal(conn)
+                if inline:
+                    rows.write_tables(conn)
+                    conn.execute("UPDATE projection SET seq = ?", (rows.seq,))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
         self._seq = rows.seq
-        self.projector.put(rows._replace(journal=[]))
+        if inline:
+            self.projector.projected_inline(rows.seq)
+        else:
+            self.projector.put(rows._replace(journal=[]))
         return rows.seq
 
     def discard(self) -> None:

@@ -72,7 +72,7 @@ class Projector:
 
     def put(self, rows: Rows) -> None:
         """Queue a durable batch's projection; waits while the backlog is full."""
-        size = _size(rows)
+        size = projection_rows(rows)
         with self._cond:
             self.started = True
             if self._thread is None:
@@ -85,6 +85,16 @@ class Projector:
                 self._rows += size
             elif not self._queue:
                 self.projected = rows.seq  # nothing to project, nothing before it waiting
+            self._cond.notify_all()
+
+    def idle(self) -> bool:
+        """Nothing is waiting to be projected."""
+        return not self._queue
+
+    def projected_inline(self, seq: int) -> None:
+        """The journal's writer projected everything up to `seq` itself (with nothing waiting)."""
+        with self._cond:
+            self.written = self.projected = seq
             self._cond.notify_all()
 
     def barrier(self, seq: int | None = None, timeout: float = BARRIER_SECONDS) -> None:
@@ -126,10 +136,10 @@ class Projector:
                     return
                 chunk, count = [], 0
                 for rows in self._queue:
-                    if chunk and count + _size(rows) > CHUNK_ROWS:
+                    if chunk and count + projection_rows(rows) > CHUNK_ROWS:
                         break
                     chunk.append(rows)
-                    count += _size(rows)
+                    count += projection_rows(rows)
             try:
                 write(self._connect, chunk, self.write_lock)
             except Exception as exc:
@@ -168,5 +178,6 @@ def write(connect: Callable[[], Any], chunk: list[Rows], lock: threading.Lock) -
             raise
 
 
-def _size(rows: Rows) -> int:
+def projection_rows(rows: Rows) -> int:
+    """Order and fill rows in a prepared batch."""
     return len(rows.created) + len(rows.updated) + len(rows.rejected) + len(rows.fills)
