@@ -11,10 +11,11 @@ from concurrent.futures import Future
 from typing import Any, NamedTuple
 
 from tradsys.daemon.auth import AccountRequired, PermissionDenied, Principal, Role, own_account, require
-from tradsys.daemon.core import Core
+from tradsys.daemon.core import Core, Unavailable
 from tradsys.daemon.records import fill_records, order_record
 from tradsys.daemon.rpc.convert import BadRequest, place_command
 from tradsys.daemon.rpc.gate import error_code
+from tradsys.daemon.store.projector import ProjectionLag
 from tradsys.engine import Event, OrderAccepted, OrderCancelled, OrderFilled, OrderRejected, Venue
 from tradsys.proto import common_pb2 as common
 
@@ -66,7 +67,10 @@ def command(principal: Principal, kind: str | None, body: Any, find: Find) -> di
             require(principal, "trade", account)
             return place_command(body, account)
         if kind in READS_HISTORY:
-            row = find(body.order_id) if body.order_id else None
+            try:
+                row = find(body.order_id) if body.order_id else None
+            except ProjectionLag as exc:
+                raise Unavailable(str(exc)) from None
             if row is None:
                 raise Refused("not_found", f"no order {body.order_id!r}")
             require(principal, "trade", row["account"])

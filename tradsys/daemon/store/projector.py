@@ -26,7 +26,7 @@ from tradsys.daemon.store.projection import Rows
 
 log = logging.getLogger("tradsys.store")
 
-MAX_ROWS = 50_000
+MAX_ROWS = 20_000
 """Projection rows (orders and fills) waiting at most; `put` waits past it."""
 CHUNK_ROWS = 2_000
 """Rows per projection transaction at most, so that a journal append waiting for the write lock
