@@ -5,6 +5,7 @@ The projector's transaction is gated (`stalled`) so the projection lags on purpo
 depends on how fast it would have caught up by itself.
 """
 
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -143,4 +144,23 @@ def test_a_small_batch_with_nothing_waiting_is_projected_with_its_journal_rows(t
     write(store, Venue(), new("1", "buy", "100"))
     assert table_count(store, "orders") == 1 and not store.journal.projector.started
     assert store.db.execute_sql("SELECT seq FROM projection").fetchone()[0] == 1
+    store.close()
+
+
+def test_a_failed_projection_is_tried_again_and_reads_wait_for_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, calls = projector.write, []
+
+    def failing_once(connect, chunk, lock) -> None:  # type: ignore[no-untyped-def]
+        calls.append(len(chunk))
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        real(connect, chunk, lock)
+
+    monkeypatch.setattr(journal, "INLINE_ROWS", -1)
+    monkeypatch.setattr(projector, "write", failing_once)
+    monkeypatch.setattr(projector, "RETRY_SECONDS", 0.01)
+    store = Store(tmp_path / "t.db")
+    write(store, Venue(), new("1", "buy", "100"))
+    assert store.history.get_order("1") is not None
+    assert len(calls) >= 2 and store.journal.projector.failure is None
     store.close()

@@ -9,7 +9,9 @@ past it (`Journal.recover`).
 Readers of the tables wait for the projection to reach the journal's last written seq (`barrier`):
 everything acknowledged before a read started is in what it reads. The backlog is bounded in rows:
 past `max_rows` waiting, `put` (the journal's writer) waits, which holds the engine back and fills
-its bounded queue, so clients are slowed to the projection's rate instead of growing memory.
+its bounded queue, so clients are slowed to the projection's rate instead of growing memory, and
+a read waits at most for the backlog to be written. A small batch with nothing waiting before it
+skips the projector: the journal's writer projects it in the journal transaction (`Journal.write`).
 
 The projection's commits skip the fsync (synchronous=NORMAL): the journal is the truth, and the
 next journal commit, or a checkpoint, makes them durable with everything before them.
@@ -43,9 +45,9 @@ class ProjectionLag(Exception):
 class Projector:
     """Owns the projection's backlog, its thread and its high-water mark (`projected`).
 
-    `connect` gives the connection to write through (the journal's); `write_lock` is held around every write
-    transaction on the database (the journal's too): SQLite has one writer at a time, and a
-    writer waiting in SQLite's busy handler sleeps for milliseconds."""
+    `connect` gives the connection to write through (the journal's); `write_lock` is held around
+    every write transaction on the database (the journal's too): SQLite has one writer at a time,
+    and a writer waiting in SQLite's busy handler sleeps for milliseconds."""
 
     def __init__(self, connect: Callable[[], Any], write_lock: threading.Lock, projected: int, *,
                  max_rows: int = MAX_ROWS) -> None:
