@@ -12,6 +12,13 @@ authenticates and parses the request, then answers without reaching the engine o
 in fsync mode, one 4 KiB write + fdatasync in the daemon's home: that floor plus one fdatasync is
 the least an acknowledgement durable against power loss can cost, before any work.
 
+For the stream, the daemon's CPU time per acknowledged order is printed beside the rate (it moves
+far less than the rate when other processes share the machine), and two in-process floors on the
+same batches, on one thread, in CPU time: decoding and the engine alone, and then all the Python
+work the daemon does per order besides the transport and SQLite (acks, journal and projection
+rows, the encoded ack). Python work holds the interpreter lock, so the second bounds the daemon's
+rate whatever its threads and I/O do.
+
     python bench/order_entry.py [--unary 2000] [--stream 100000] [--batch 500]
 """
 
@@ -157,8 +164,66 @@ def alternate(place: Callable[[int], object], echo: Callable[[int], object], cou
     return placed, bare
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (Linux; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def order_batches(args: argparse.Namespace) -> list[pb.OrderBatch]:
+    return [
+        pb.OrderBatch(seq=b, requests=[pb.OrderRequest(place=place_request(b * args.batch + j)) for j in range(args.batch)])
+        for b in range(args.stream // args.batch)
+    ]
+
+
+def in_process_floor(args: argparse.Namespace) -> tuple[float, float]:
+    """(engine floor, Python floor) in orders per CPU second on this thread: the stream's batches,
+    as received bytes, decoded and turned into commands and applied to a fresh venue as the
+    engine thread does; then also their acks, their journal and projection rows and the encoded
+    acks (what the daemon does in Python per order besides gRPC's transport and SQLite)."""
+    from tradsys.daemon import entry
+    from tradsys.daemon.app import make_venue
+    from tradsys.daemon.auth import Principal, Role
+    from tradsys.daemon.config import Config
+    from tradsys.daemon.rpc.orders import _add_result
+    from tradsys.daemon.store.projection import project
+    from tradsys.engine.commands import apply
+
+    received = [batch.SerializeToString() for batch in order_batches(args)]
+    principal = Principal("bench", Role.ADMIN, ("*",), None)
+    rates = []
+    for whole in (False, True):
+        venue = make_venue(Config())
+        apply(venue, {"op": "limit", "key": "max_orders_per_second", "value": "none", "ts": time.time_ns()})
+        next_id = seq = 1
+        start = time.thread_time()
+        for raw in received:
+            commands = [entry.command(principal, "place", req.place, None) for req in pb.OrderBatch.FromString(raw).requests]
+            now = time.time_ns()
+            applied, results = [], []
+            for cmd in commands:
+                cmd["id"], cmd["ts"] = str(next_id), now
+                next_id += 1
+                events = apply(venue, cmd)
+                applied.append((cmd, events))
+                results.append(events)
+            if whole:
+                acks = entry.acks(commands, results, venue)
+                seq = project(applied, venue, seq).seq
+                ack = pb.OrderBatchAck(seq=seq)
+                for outcome in acks:
+                    _add_result(ack.results.add, outcome)
+                ack.SerializeToString()
+        rates.append(len(received) * args.batch / (time.thread_time() - start))
+    return rates[0], rates[1]
+
+
 def measure(durability: str, echo: Callable[[bytes], bytes], args: argparse.Namespace
-            ) -> tuple[list[float], list[float], float, int, float]:
+            ) -> tuple[list[float], list[float], float, int, float, float]:
     """Unary latencies (PlaceOrder and echo, alternating), then streaming throughput, against a
     fresh daemon; then, in fsync mode, one fdatasync's time on its file system."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,23 +239,21 @@ def measure(durability: str, echo: Callable[[bytes], bytes], args: argparse.Name
             payload = b"x" * 96
             unary, bare = alternate(lambda i: orders.PlaceOrder(place_request(i), metadata=meta),
                                     lambda _i: echo(payload), args.unary)
-            batches = [
-                pb.OrderBatch(seq=b, requests=[pb.OrderRequest(place=place_request(b * args.batch + j))
-                                               for j in range(args.batch)])
-                for b in range(args.stream // args.batch)
-            ]
+            batches = order_batches(args)
             acked = errors = 0
+            cpu = cpu_seconds(proc.pid)
             start = time.perf_counter()
             for ack in orders.OrderEntry(iter(batches), metadata=meta):
                 acked += len(ack.results)
                 errors += sum(1 for r in ack.results if r.HasField("error"))
             rate = acked / (time.perf_counter() - start)
+            cpu_per_order = (cpu_seconds(proc.pid) - cpu) / max(acked, 1)
             channel.close()
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
         flush = fdatasync_seconds(Path(tmp)) if durability == "fsync" else 0.0
-    return unary, bare, rate, errors, flush
+    return unary, bare, rate, errors, flush, cpu_per_order
 
 
 def measure_floor(echo: Callable[[bytes], bytes], args: argparse.Namespace) -> tuple[list[float], list[float]]:
@@ -228,7 +291,7 @@ def main() -> None:
         print(f"  bare grpcio echo:      p50 {floor_echo_p50 * 1e6:6.0f} us")
         print(f"  PlaceOrder, no work:   p50 {floor_p50 * 1e6:6.0f} us             (p50 = {floor_x:.2f}x echo)")
         for durability in ("fsync", "process"):
-            unary, bare, rate, errors, flush = measure(durability, echo, args)
+            unary, bare, rate, errors, flush, cpu_per_order = measure(durability, echo, args)
             p50, p99 = percentiles(unary)
             echo_p50, echo_p99 = percentiles(bare)
             print(f"[durability={durability}]")
@@ -238,7 +301,12 @@ def main() -> None:
                 print(f"  one 4 KiB fdatasync:   p50 {flush * 1e6:6.0f} us             "
                       f"(floor + fdatasync = {floor_x + flush / echo_p50:.2f}x echo, before any work)")
             print(f"  streaming OrderEntry:  {rate:,.0f} acked durable orders/s "
-                  f"({args.stream:,} orders in batches of {args.batch}, {errors} refused)")
+                  f"({args.stream:,} orders in batches of {args.batch}, {errors} refused); "
+                  f"daemon CPU {cpu_per_order * 1e6:.1f} us/order")
+        engine, python = in_process_floor(args)
+        print("[floor: the stream's batches in-process, one thread, orders per CPU second]")
+        print(f"  decode + command + engine:                       {engine:,.0f}/s")
+        print(f"  + acks, journal and projection rows, encoded ack: {python:,.0f}/s")
     finally:
         echo_channel.close()
         echo_proc.terminate()

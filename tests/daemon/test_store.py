@@ -1,4 +1,4 @@
-"""The store: journal + projections in one durable commit, recovery, crash safety, history queries.
+"""The store: the journal (one durable commit per batch) and its projections, recovery, crash safety, history queries.
 
 Every test uses a real SQLite file in tmp_path. Expected values are worked out by hand from the
 venue's defaults: fees maker 1 bp, taker 5 bp, rounded up to 1e-8; BTC-USD tick 0.01, lot 0.001.

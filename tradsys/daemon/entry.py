@@ -11,11 +11,12 @@ from concurrent.futures import Future
 from typing import Any, NamedTuple
 
 from tradsys.daemon.auth import AccountRequired, PermissionDenied, Principal, Role, own_account, require
-from tradsys.daemon.core import Core
+from tradsys.daemon.core import Core, Unavailable
 from tradsys.daemon.records import fill_records, order_record
 from tradsys.daemon.rpc.convert import BadRequest, place_command
 from tradsys.daemon.rpc.gate import error_code
-from tradsys.engine import Event, OrderCancelled, OrderFilled, OrderRejected, Venue
+from tradsys.daemon.store.projector import ProjectionLag
+from tradsys.engine import Event, OrderAccepted, OrderCancelled, OrderFilled, OrderRejected, Venue
 from tradsys.proto import common_pb2 as common
 
 READS_HISTORY = frozenset({"cancel", "amend"})
@@ -66,7 +67,10 @@ def command(principal: Principal, kind: str | None, body: Any, find: Find) -> di
             require(principal, "trade", account)
             return place_command(body, account)
         if kind in READS_HISTORY:
-            row = find(body.order_id) if body.order_id else None
+            try:
+                row = find(body.order_id) if body.order_id else None
+            except ProjectionLag as exc:
+                raise Unavailable(str(exc)) from None
             if row is None:
                 raise Refused("not_found", f"no order {body.order_id!r}")
             require(principal, "trade", row["account"])
@@ -175,12 +179,20 @@ class Ack(NamedTuple):
     refused: Refused | None = None
 
 
+_ack = tuple.__new__
+"""Builds an Ack from a full tuple without NamedTuple's generated constructor, a Python call."""
+
+
 def acks(commands: list[dict[str, Any]], results: list[list[Event] | Exception], venue: Venue) -> list[Ack]:
     """Each command's Ack, without building records: this runs on the engine thread for every
     streamed order."""
     out = []
     for cmd, result in zip(commands, results):
         oid, client_id = cmd.get("id", ""), cmd.get("client_id") or ""
+        if type(result) is list and len(result) == 1 and type(result[0]) is OrderAccepted and result[0].order.id == oid:
+            # the common case, a new order that rests: its Ack without the general search below
+            out.append(_ack(Ack, (oid, client_id, result[0].order.status._value_, None)))
+            continue
         if isinstance(result, Exception):
             reason = getattr(result, "reason", "invalid_argument")
             out.append(Ack(oid, client_id, "rejected", Refused.by_engine(reason, getattr(result, "message", str(result)))))

@@ -3,8 +3,8 @@
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
-from typing import Any, NoReturn
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
@@ -14,10 +14,12 @@ from tradsys.daemon.records import position_records
 from tradsys.daemon.rpc.convert import STATUS_NAMES, STATUSES, entry_response, fill_msg, order_event_msg, order_msg, position_msg
 from tradsys.daemon.rpc.gate import Gate, refuse, unavailable_status
 from tradsys.daemon.rpc.streaming import Fanout, Stream, checked, pump
+from tradsys.daemon.store.projector import ProjectionLag
 from tradsys.proto import common_pb2 as common
 from tradsys.proto import orders_pb2 as pb
 from tradsys.proto import orders_pb2_grpc as pb_grpc
 
+T = TypeVar("T")
 MAX_PAGE = 1000
 MAX_UNACKED = 64
 """Batches of one OrderEntry stream submitted and not yet acknowledged..."""
@@ -85,9 +87,16 @@ class OrderService(pb_grpc.OrderServiceServicer):
     def AmendOrder(self, request: pb.AmendOrderRequest, context: grpc.ServicerContext) -> pb.AmendOrderResponse:
         return self._enter(context, "amend", request)
 
+    def _history(self, context: grpc.ServicerContext, read: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A read of the order history; UNAVAILABLE if it cannot catch up with the journal."""
+        try:
+            return read(*args, **kwargs)
+        except ProjectionLag as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+
     def GetOrder(self, request: pb.GetOrderRequest, context: grpc.ServicerContext) -> pb.GetOrderResponse:
         principal = self.gate.authenticate(context)
-        row = self.store.get_order(request.order_id) if request.order_id else None
+        row = self._history(context, self.store.get_order, request.order_id) if request.order_id else None
         if row is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"no order {request.order_id!r}")
         self.gate.authorize(context, principal, "read", row["account"])
@@ -97,8 +106,8 @@ class OrderService(pb_grpc.OrderServiceServicer):
         principal = self.gate.authenticate(context)
         account = self.gate.read_scope(context, principal, request.account)
         statuses = [STATUS_NAMES[s] for s in request.statuses if s in STATUS_NAMES] or None
-        rows, next_key = self.store.list_orders(
-            account=account, symbol=request.symbol or None, statuses=statuses,
+        rows, next_key = self._history(
+            context, self.store.list_orders, account=account, symbol=request.symbol or None, statuses=statuses,
             since_ns=request.since_ns or None, until_ns=request.until_ns or None,
             limit=min(request.page_size or 100, MAX_PAGE), before_key=_key(context, request.page_token),
         )
@@ -107,8 +116,8 @@ class OrderService(pb_grpc.OrderServiceServicer):
     def ListFills(self, request: pb.ListFillsRequest, context: grpc.ServicerContext) -> pb.ListFillsResponse:
         principal = self.gate.authenticate(context)
         account = self.gate.read_scope(context, principal, request.account)
-        rows, next_key = self.store.list_fills(
-            account=account, symbol=request.symbol or None, order_id=request.order_id or None,
+        rows, next_key = self._history(
+            context, self.store.list_fills, account=account, symbol=request.symbol or None, order_id=request.order_id or None,
             since_ns=request.since_ns or None, until_ns=request.until_ns or None,
             limit=min(request.page_size or 100, MAX_PAGE), before_key=_key(context, request.page_token),
         )

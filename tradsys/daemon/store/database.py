@@ -1,13 +1,15 @@
 """The daemon's SQLite file, opened once and shared by the journal and the read repositories.
 
 SQLite through peewee, in WAL mode with `synchronous=FULL`: when a journal write returns, the
-batch is on disk. One writer thread (the engine thread) appends to the journal and snapshots;
-any number of reader threads query the history and settings, each on its own connection
-(peewee keeps one per thread), and WAL lets them read while the writer writes.
+batch is on disk. One writer thread (the engine's) appends to the journal and snapshots, the
+projector thread writes the order history behind it; any number of reader threads query the
+history and settings, each on its own connection (peewee keeps one per thread), and WAL lets them
+read while the writers write.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import peewee as pw
@@ -35,11 +37,12 @@ class Store:
         """`fsync=False` keeps commits durable against a killed process (the WAL is written before
         `commit` returns) but not against power loss: SQLite's synchronous=NORMAL."""
         self.path = Path(path)
+        self._pragmas = PRAGMAS + (("wal_autocheckpoint", wal_autocheckpoint), ("synchronous", "full" if fsync else "normal"))
         self.db = pw.SqliteDatabase(
             str(self.path),
-            pragmas=PRAGMAS + (("wal_autocheckpoint", wal_autocheckpoint), ("synchronous", "full" if fsync else "normal")),
+            pragmas=self._pragmas,
             timeout=BUSY_TIMEOUT_MS / 1000,
-            check_same_thread=False,  # for the journal's writer; every other connection stays with its thread
+            check_same_thread=False,
         )
         models = bind(self.db)
         self.db.connect(reuse_if_open=True)
@@ -49,12 +52,25 @@ class Store:
         with self.db.atomic("IMMEDIATE"):
             self.db.create_tables(list(models.values()), safe=True)
             self.db.execute_sql("DROP TABLE IF EXISTS snapshots")  # where snapshots were kept before the files
-        self.journal = Journal(self.db, self.path, fsync)
-        self.history = History(self.db)
+            # A database without a mark was projected in each batch's own transaction: all of it.
+            self.db.execute_sql("INSERT INTO projection (seq) SELECT coalesce(max(seq), 0) FROM journal "
+                                "WHERE NOT EXISTS (SELECT 1 FROM projection)")
+        self.journal = Journal(self.db, self.path, fsync, self._connect_writer)
+        self.history = History(self.db, self.journal.projector.barrier)
         self.settings = Settings(models)
 
+    def _connect_writer(self) -> sqlite3.Connection:
+        """The journal's own connection, which it shares with the projector thread (one at a time)."""
+        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        for key, value in self._pragmas:
+            conn.execute(f"PRAGMA {key} = {value}")
+        return conn
+
     def close(self) -> None:
-        """Close this thread's connection (other threads' connections close with their threads)."""
+        """Finish the projection, then close this thread's connection (other threads' connections
+        close with their threads)."""
+        self.journal.close()
         if not self.db.is_closed():
             self.db.close()
 

@@ -23,12 +23,17 @@ _I_TS = FILL_COLUMNS.index("ts")
 
 class History:
     """Reads the orders and fills tables; each thread on its own connection (peewee keeps one
-    per thread), which WAL lets read while the journal writes."""
+    per thread), which WAL lets read while the journal writes.
 
-    def __init__(self, db: pw.SqliteDatabase) -> None:
+    Each read first waits for `barrier`: the tables are written behind the journal, and a read
+    must see every order acknowledged before it (`Projector.barrier`)."""
+
+    def __init__(self, db: pw.SqliteDatabase, barrier: Callable[[], None] = lambda: None) -> None:
         self.db = db
+        self.barrier = barrier
 
     def get_order(self, order_id: str) -> dict | None:
+        self.barrier()
         row = self.db.execute_sql(f"SELECT {_ORDER_COLS} FROM orders WHERE id = ?", (order_id,)).fetchone()
         return None if row is None else _order_dict(row)
 
@@ -48,6 +53,7 @@ class History:
         there is none. A key is (created_ns, id); a JSON round trip (a list) is fine."""
         if limit <= 0:
             return [], None
+        self.barrier()
         queries = self.order_queries(account, symbol, statuses, since_ns, until_ns, limit + 1, before_key)
         if not queries:
             return [], None
@@ -102,6 +108,7 @@ class History:
         (ts, id) keys."""
         if limit <= 0:
             return [], None
+        self.barrier()
         sql, params = self.fill_query(account, symbol, order_id, since_ns, until_ns, limit + 1, before_key)
         rows = self.db.execute_sql(sql, params).fetchall()
         more = len(rows) > limit

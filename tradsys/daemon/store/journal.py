@@ -3,11 +3,14 @@
 Every command that reached the engine, in order, including the ones it rejected (they still move
 rate-limit counters and the clock). `recover` loads the newest snapshot and replays the journal
 after it through `commands.apply`, which reproduces the venue exactly. The orders and fills
-tables are projections of the events, written in the same transaction as the batch's journal rows.
+tables are projections of the events, written behind the journal (`projector`); recovery
+re-projects the journal rows past the projection's high-water mark.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -16,12 +19,19 @@ import peewee as pw
 from tradsys.daemon.store import snapshots
 from tradsys.daemon.store.codec import loads
 from tradsys.daemon.store.projection import Rows, project
+from tradsys.daemon.store.projector import Projector, projection_rows, write as write_tables
 from tradsys.engine.commands import apply
 from tradsys.engine.events import Event
 from tradsys.engine.venue import Venue
 
 CHUNK = 2_000
-"""Journal rows read per statement, so that no statement stays open between items."""
+"""Journal rows read per statement, so that no statement stays open between items; also journal
+rows re-projected per transaction in recovery."""
+
+INLINE_ROWS = 32
+"""Projection rows a batch may have and still be projected in its journal transaction (`write`)."""
+
+log = logging.getLogger("tradsys.store")
 
 
 class CorruptJournal(Exception):
@@ -31,19 +41,32 @@ class CorruptJournal(Exception):
 class Journal:
     """Appends batches (the engine thread, one writer at a time), takes snapshots, recovers.
 
-    `fsync` also makes each snapshot file durable before older ones are removed."""
+    `fsync` also makes each snapshot file durable before older ones are removed. A snapshot is
+    only taken of a state the projection has reached, so that recovery, replaying from it, can
+    re-project whatever lags."""
 
-    def __init__(self, db: pw.SqliteDatabase, path: Path, fsync: bool) -> None:
+    def __init__(self, db: pw.SqliteDatabase, path: Path, fsync: bool, connect: Callable[[], Any]) -> None:
+        """`connect` opens the connection the journal and the projector write through."""
         self.db = db
         self.path = path
         self.snapshot_dir = path.with_name(path.name + ".snapshots")
         self._fsync = fsync
+        self._sync = f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}"
         self._seq: int = db.execute_sql("SELECT max(seq) FROM journal").fetchone()[0] or 0
+        self._connect = connect
+        self._writer: Any = None
+        """The one connection every journal and projection write uses (one at a time, under
+        `_lock`, from whichever thread): with two, each would find its page cache stale after
+        every write of the other."""
+        self._lock = threading.Lock()
+        self.projector = Projector(self._connection, self._lock, db.execute_sql("SELECT seq FROM projection").fetchone()[0])
         self._prepared = self._seq
         """The seq of the last row `prepare` handed out; `_seq` is the last one written."""
-        self._writer: Any = None
-        """The one connection `write` uses, from whichever thread writes (one at a time): with
-        two, each would find its page cache stale after every write of the other."""
+
+    def _connection(self) -> Any:
+        if self._writer is None:
+            self._writer = self._connect()
+        return self._writer
 
     @property
     def last_seq(self) -> int:
@@ -53,14 +76,16 @@ class Journal:
     # -- appending (engine thread only) --------------------------------------------------------
 
     def commit(self, batch: Sequence[tuple[dict, list[Event]]], venue: Venue) -> int:
-        """Journal a batch of applied commands and project their events, in one durable
-        transaction; returns the seq of the batch's last journal row."""
+        """Journal a batch of applied commands (one durable transaction) and wait for their
+        projection; returns the seq of the batch's last journal row."""
         rows = self.prepare(batch, venue)
         try:
-            return self.write(rows)
+            seq = self.write(rows)
         except BaseException:
             self.discard()
             raise
+        self.projector.barrier(seq)
+        return seq
 
     def prepare(self, batch: Sequence[tuple[dict, list[Event]]], venue: Venue) -> Rows:
         """A batch's journal rows and projections, read from the engine's objects as they are
@@ -71,24 +96,38 @@ class Journal:
         return rows
 
     def write(self, rows: Rows) -> int:
-        """Make prepared rows durable in one transaction; returns the seq of their last journal
-        row. After a failure, `discard` whatever was prepared but not written."""
+        """Make prepared journal rows durable in one transaction and queue their projection
+        (which waits while the projector's backlog is full); returns the seq of their last journal
+        row. After a failure, `discard` whatever was prepared but not written.
+
+        A batch of at most `INLINE_ROWS` projection rows with none waiting before it is projected
+        in its own journal transaction instead: for a lone order, waking the projector thread
+        (which then wants the interpreter while the acknowledgement is sent) costs more than
+        writing its row."""
         if not rows.journal:
             return self._seq
         # The sqlite3 connection directly: peewee's transaction bookkeeping costs as much as the
         # inserts of a one-order batch.
-        conn = self._writer
-        if conn is None:
-            conn = self._writer = self.db.connection()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            rows.insert(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        with self._lock:
+            inline = projection_rows(rows) <= INLINE_ROWS and self.projector.idle()
+            conn = self._connection()
+            conn.execute(self._sync)  # the projector writes through this connection without the fsync
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                rows.write_journal(conn)
+                if inline:
+                    rows.write_tables(conn)
+                    conn.execute("UPDATE projection SET seq = ?", (rows.seq,))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         self._seq = rows.seq
+        if inline:
+            self.projector.projected_inline(rows.seq)
+        else:
+            self.projector.put(rows._replace(journal=[]))
         return rows.seq
 
     def discard(self) -> None:
@@ -98,7 +137,7 @@ class Journal:
     def probe(self) -> None:
         """A tiny durable write (the header's user_version): raises while the database cannot be
         written (read-only, disk full), so the engine knows when to take orders again."""
-        with self.db.atomic("IMMEDIATE"):
+        with self._lock, self.db.atomic("IMMEDIATE"):
             version = self.db.execute_sql("PRAGMA user_version").fetchone()[0]
             self.db.execute_sql(f"PRAGMA user_version = {(version + 1) % 1_000_000}")
 
@@ -117,6 +156,7 @@ class Journal:
     def _check_snapshot_seq(self, seq: int) -> None:
         if seq > self._seq:
             raise ValueError(f"snapshot seq {seq} is past the journal's last seq {self._seq}")
+        self.projector.barrier(seq)
 
     def snapshots(self) -> list[tuple[int, Path]]:
         """(seq, file) of this store's snapshots, newest first."""
@@ -126,22 +166,56 @@ class Journal:
 
     def recover(self, make_venue: Callable[[], Venue]) -> tuple[Venue, int, int]:
         """(venue, last seq, commands replayed): the newest snapshot (or `make_venue()`) plus
-        every journal row after it, replayed through `commands.apply`."""
+        every journal row after it, replayed through `commands.apply`.
+
+        Before the projector has run (at start-up), the journal rows past the projection's mark
+        (acknowledged, then the process died) are projected as they are replayed, so the tables
+        hold every journal row exactly once; later (a storage fault's undo) the projector owns them."""
+        projected = self.projector.projected
+        reproject = not self.projector.started and projected < self._seq
         venue, last = snapshots.newest(self.snapshot_dir, self._seq)
+        if reproject and last > projected:
+            # The mark's commit was lost with the power, not the snapshot's fsync: start over.
+            log.warning("snapshot at seq %s is past the projection (%s); replaying the whole journal", last, projected)
+            venue, last = None, 0
         if venue is None:
             venue = make_venue()
         replayed = 0
+        lagging: list[tuple[dict, list[Event]]] = []
         for entry in self.entries(after_seq=last):
             try:
-                apply(venue, entry["command"])
+                events = apply(venue, entry["command"])
             except Exception:
                 # The live engine thread met the same exception on the same state and journaled
                 # the command anyway (e.g. `halt` of an unknown symbol after moving the clock):
                 # replaying it reproduces whatever it changed before raising.
-                pass
+                events = []
             last = entry["seq"]
             replayed += 1
+            if reproject and last > projected:
+                lagging.append((entry["command"], events))
+                if len(lagging) >= CHUNK:
+                    self._reproject(lagging, venue, last)
+        if lagging:
+            self._reproject(lagging, venue, last)
         return venue, last, replayed
+
+    def _reproject(self, lagging: list[tuple[dict, list[Event]]], venue: Venue, seq: int) -> None:
+        """Project journal rows up to `seq` that the tables lack, as one batch: the tables end as
+        they would after each row's own batch (every order's row holds its latest state)."""
+        rows = project(lagging, venue, seq - len(lagging))
+        write_tables(self._connection, [rows], self._lock)
+        self.projector.projected = self.projector.written = seq
+        lagging.clear()
+
+    def close(self) -> None:
+        """Finish the projection's backlog, end its thread and close the writing connection (the
+        next write opens another)."""
+        self.projector.close()
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
 
     def next_order_number(self) -> int:
         """1 + the largest all-digit order id ever stored (accepted or rejected), else 1: where

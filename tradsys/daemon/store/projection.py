@@ -1,5 +1,6 @@
 """The orders and fills tables as projections of a batch's events, and the statements that write
-them with the batch's journal rows in one transaction (`Journal.write`)."""
+them: the journal rows in the batch's durable transaction (`Journal.write`), the tables behind it
+(`projector`)."""
 
 from __future__ import annotations
 
@@ -74,9 +75,12 @@ class Rows(NamedTuple):
     rejected: list[tuple]
     fills: list[tuple]
 
-    def insert(self, conn: Any) -> None:
-        """Every row, on `conn`, inside the caller's transaction."""
+    def write_journal(self, conn: Any) -> None:
+        """The journal rows, on `conn`, inside the caller's transaction."""
         INSERT_JOURNAL.run(conn, self.journal)
+
+    def write_tables(self, conn: Any) -> None:
+        """The orders and fills rows, on `conn`, inside the caller's transaction."""
         INSERT_ORDERS.run(conn, self.created)
         UPDATE_ORDERS.run(conn, self.updated)
         INSERT_REJECTED.run(conn, self.rejected)

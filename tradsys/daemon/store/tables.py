@@ -131,7 +131,17 @@ class AlertRow(pw.Model):
         indexes = ((("state", "started_ns"), False),)
 
 
-MODELS: tuple[type[pw.Model], ...] = (JournalRow, OrderRow, FillRow, RiskLimitRow, StrategyRow, AlertRow)
+class ProjectionRow(pw.Model):
+    """One row: the last journal seq whose events the orders and fills tables hold."""
+
+    seq = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "projection"
+        primary_key = False
+
+
+MODELS: tuple[type[pw.Model], ...] = (JournalRow, OrderRow, FillRow, RiskLimitRow, StrategyRow, AlertRow, ProjectionRow)
 
 ORDER_COLUMNS = tuple(OrderRow._meta.sorted_field_names)
 assert ORDER_COLUMNS == ORDER_FIELDS, "records.order_row builds rows in the table's column order"
