@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from tradsys.engine.instrument import CASH_SCALE, Instrument
-from tradsys.engine.strategy.base import BookData, FillData, OrderData
+from tradsys.engine.strategy.bars import KEEP, Bars
+from tradsys.engine.strategy.base import BarData, BookData, FillData, OrderData
 
 BUY, SELL = "buy", "sell"
 GONE = ("order_closed", "unknown_order")
@@ -70,6 +71,7 @@ class Context:
         self._prefix = id_prefix
         self._n = 0
         self._ticks = {s: (float(instruments[s].tick_size), float(instruments[s].lot_size)) for s in instruments}
+        self._bars: dict[str, Bars] = {}
 
     # -- to be provided by the host -----------------------------------------------------------
 
@@ -91,6 +93,28 @@ class Context:
         """Top of the book and last trade of `symbol` (default: the first symbol)."""
         raise NotImplementedError
 
+    # -- bars ---------------------------------------------------------------------------------------
+
+    def bars(self, symbol: str | None = None, keep: int = KEEP) -> Bars:
+        """The bars of `symbol` (default: the first symbol) closed so far, as columns: what `on_bars`
+        gets. Live at least `keep` recent ones are kept; a backtest keeps them all."""
+        symbol = symbol or self.symbols[0]
+        bars = self._bars.get(symbol)
+        if bars is None:
+            if symbol not in self.instruments:
+                raise StrategyError(f"unknown symbol {symbol!r}")
+            bars = self._bars[symbol] = Bars(symbol, keep=keep)
+        bars.keep = max(bars.keep, keep)
+        return bars
+
+    def record_bar(self, bar: BarData) -> Bars:
+        """Live: a closed bar joins its symbol's history (hosts call this before `on_bars`)."""
+        bars = self.bars(bar.symbol)
+        to_ticks, symbol = self.to_ticks, bar.symbol
+        bars.append(bar, (to_ticks(symbol, bar.open), to_ticks(symbol, bar.high), to_ticks(symbol, bar.low),
+                          to_ticks(symbol, bar.close)))
+        return bars
+
     # -- orders ---------------------------------------------------------------------------------
 
     def place(self, side: str, qty: float | Decimal | str, price: float | Decimal | str | None = None,
@@ -107,7 +131,12 @@ class Context:
         if lots <= 0:
             raise StrategyError(f"qty {qty} is less than one lot of {symbol}")
         ticks = None if price is None else self.to_ticks(symbol, price)
-        otype = type or ("market" if price is None else "limit")
+        return self._new(symbol, side, type or ("market" if price is None else "limit"), ticks, lots, tif, post_only,
+                         reduce_only)
+
+    def _new(self, symbol: str, side: str, otype: str, ticks: int | None, lots: int, tif: str, post_only: bool,
+             reduce_only: bool) -> str:
+        """A checked order, in ticks and lots, joins the view and goes to the host."""
         self._n += 1
         order_id = f"{self._prefix}{self._n}"
         tick, lot = self._ticks[symbol]
@@ -126,12 +155,11 @@ class Context:
         """Market orders that take the position to `target` (base units): a reduction is sent
         reduce-only (it needs no cash held), a reversal as a reduce-only close plus a new order."""
         symbol = symbol or self.symbols[0]
-        ledger = self.ledgers[symbol]
-        current = ledger.lots
-        goal = self.to_lots(symbol, target)
-        lot = ledger.lot
-        return [self.place(BUY if buy else SELL, lots * lot, symbol=symbol, reduce_only=reduce_only)
-                for buy, lots, reduce_only in target_legs(current, goal)]
+        legs = target_legs(self.ledgers[symbol].lots, self.to_lots(symbol, target))
+        if legs and self.stopped:
+            raise StrategyError("the strategy is stopped")
+        return [self._new(symbol, BUY if buy else SELL, "market", None, lots, "GTC", False, reduce_only)
+                for buy, lots, reduce_only in legs]
 
     def cancel(self, order_id: str) -> None:
         """Ask the venue to cancel; asking again before it answers sends nothing more."""

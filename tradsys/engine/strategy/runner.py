@@ -35,7 +35,7 @@ SLOW_WARN_EVERY_S = 10.0
 
 
 class StrategyRunner:
-    __slots__ = ("id", "strategy", "ctx", "state", "error", "wants", "slow_calls", "slow_next", "log_slow")
+    __slots__ = ("id", "strategy", "ctx", "state", "error", "wants", "slow_calls", "slow_next", "log_slow", "columns")
 
     def __init__(self, id: str, cls: type[Strategy], params: Params, ctx: Context, log_slow: bool = False) -> None:
         self.id = id
@@ -48,6 +48,8 @@ class StrategyRunner:
         self.strategy = cls(ctx, params)
         self.wants = {name: cls.overrides(name) for name in (
             "on_bar", "on_trade", "on_book", "on_fill", "on_order", "on_timer")}
+        self.columns = cls.overrides("on_bars")
+        """Bars go to on_bars, through the context's history, instead of on_bar."""
 
     @property
     def running(self) -> bool:
@@ -59,7 +61,10 @@ class StrategyRunner:
             return False
         started = time.perf_counter() if self.log_slow else 0.0
         try:
-            getattr(self.strategy, name)(*args)
+            if name == "on_bar" and self.columns:
+                self.strategy.on_bars(self.ctx.record_bar(*args))
+            else:
+                getattr(self.strategy, name)(*args)
         except Exception as exc:  # user code: contain it
             self.fail(name, exc)
             return False
