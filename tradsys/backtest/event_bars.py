@@ -35,12 +35,12 @@ class BarReplay:
         self.sim = sim
         self.n = frame.height
         if len(symbols) == 1:
-            bars = Bars(symbols[0], frame)
+            bars = Bars.of(symbols[0], frame)
             self.end_ns = bars.end_ns
             sim.histories = {symbols[0]: bars}
             self.rows: list[str] | None = None
         else:
-            sim.histories = {s: Bars(s, frame.filter(pl.col("symbol") == s)) for s in symbols}
+            sim.histories = {s: Bars.of(s, frame.filter(pl.col("symbol") == s)) for s in symbols}
             self.end_ns = frame.get_column("end_ns").to_list()
             self.rows = frame.get_column("symbol").to_list()
         self.symbols = symbols

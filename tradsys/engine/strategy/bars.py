@@ -57,15 +57,15 @@ class Bars:
             for name in COLUMNS:
                 setattr(self, name, [])
 
-    def __getattr__(self, name: str) -> Any:
-        """A backtest's column, read from the data the first time it is used (only then: each costs a
-        pass over the data)."""
-        frame = self.__dict__.get("_frame")
-        if frame is None or name not in COLUMNS:
-            raise AttributeError(name)
-        values = frame.get_column(name).to_list()
-        setattr(self, name, values)
-        return values
+    @classmethod
+    def of(cls, symbol: str, frame: pl.DataFrame) -> Bars:
+        """A backtest's history of `symbol`, the rows of `frame`. Its columns are read from the data
+        the first time they are used (each costs a pass over the data), through descriptors on a class
+        of its own that then leave it: from there on a column is a plain attribute of the instance.
+        (A class with `__getattr__`, or a descriptor left shadowing the attribute, would make every
+        attribute read of the history slower, and strategies read them at every bar.)"""
+        own = type(cls.__name__, (cls,), {name: _Column() for name in COLUMNS})
+        return own(symbol, frame)
 
     def series(self, name: str) -> pl.Series:
         """Column `name` of the first `n` bars as a polars Series (a view, not a copy, in a backtest)."""
@@ -91,3 +91,18 @@ class Bars:
 
     def __repr__(self) -> str:
         return f"Bars({self.symbol} n={self.n})"
+
+
+class _Column:
+    """One column of a backtest's `Bars`, read on first use (see `Bars.of`)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, bars: Bars | None, owner: type) -> Any:
+        if bars is None:
+            return self
+        values = bars._frame.get_column(self.name).to_list()  # type: ignore[union-attr]
+        delattr(owner, self.name)
+        setattr(bars, self.name, values)
+        return values
