@@ -4,7 +4,8 @@ Generates the data with examples/make_data.py (seeded) unless it is cached in --
 `BacktestEngine.run` (the simulation, the metrics and the result frames; `load_data`, which reads
 and checks the parquet file once for any number of runs, is timed separately) and prints bars/s
 and trades/s. The event-driven run (`--no-vectorised`: the strategy's `on_bars` at every bar)
-must give the vectorised run's fills; the line says whether it did.
+must give the vectorised run's fills, and the same strategy written in a user's file
+(examples/strategies/sma_columns.py) the built-in's; the lines say whether they did.
 
     python bench/backtest.py [--rows 1000000] [--dir /tmp/tradsys-bench] [--repeat 1]
 
@@ -65,8 +66,9 @@ def bench(name: str, path: Path, strategy: str, params: dict, capital: float, un
 
 
 def same_fills(a: BacktestResult, b: BacktestResult) -> bool:
-    """The same fills, but for the order ids (the vectorised run numbers its orders on its own)."""
-    columns = [c for c in a.fills.columns if c != "order_id"]
+    """The same fills, but for the order ids (the vectorised run numbers its orders on its own) and the
+    strategies' names."""
+    columns = [c for c in a.fills.columns if c not in ("order_id", "strategy")]
     return a.fills.select(columns).equals(b.fills.select(columns))
 
 
@@ -86,6 +88,10 @@ def main() -> None:
         event = bench("sma_cross(10, 30, qty 1) --no-vectorised", bars, "sma_cross", params, 10_000_000, "bars",
                       args.repeat, vectorised=False)
         print(f"  event-driven fills identical to the vectorised run: {same_fills(vectorised, event)}")
+        from_file = bench("examples/strategies/sma_columns.py:SmaColumns(10, 30, qty 1) --no-vectorised", bars,
+                          str(ROOT / "examples" / "strategies" / "sma_columns.py") + ":SmaColumns", params, 10_000_000,
+                          "bars", args.repeat, vectorised=False)
+        print(f"  fills of the file-loaded strategy identical to the built-in's: {same_fills(event, from_file)}")
     if args.only != "bars":
         trades = ensure("trades", args.rows, args.dir)
         bench("market_making(defaults)", trades, "market_making", {}, 1_000_000, "trades", args.repeat)

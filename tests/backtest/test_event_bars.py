@@ -83,20 +83,38 @@ def test_on_bars_sees_each_bar_at_its_close_and_no_later_one(data: Any) -> None:
 
 
 class Fails(Strategy):
+    """Buys at its first bar; raises in on_bars at its fifth bar, or in on_fill (`in_fill`)."""
+
+    in_fill = False
+
     def on_start(self) -> None:
         self.calls = 0
         STARTED.append(self)
 
     def on_bars(self, bars: Bars) -> None:
         self.calls += 1
-        if self.calls == 5:
+        if self.calls == 1:
+            self.ctx.buy(0.1)
+        if self.calls == 5 and not self.in_fill:
+            raise RuntimeError("boom")
+
+    def on_fill(self, fill: Any) -> None:
+        if self.in_fill:
             raise RuntimeError("boom")
 
 
-def test_an_on_bars_that_raises_stops_only_its_strategy() -> None:
+class FailsInFill(Fails):
+    in_fill = True
+
+
+@pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside-another"])
+@pytest.mark.parametrize(("cls", "where", "calls"), [(Fails, "on_bars", 5), (FailsInFill, "on_fill", 1)])
+def test_a_strategy_that_raises_gets_no_more_bars_and_others_go_on(cls: type[Fails], where: str, calls: int,
+                                                                   beside: bool) -> None:
     STARTED.clear()
-    _, result = run(BARS, (Fails, {}), (SeenBars, {}))
-    failed, other = result.strategies
-    assert failed["state"] == "failed" and "on_bars: RuntimeError: boom" in failed["error"]
-    assert other["state"] == "stopped"
-    assert STARTED[0].calls == 5 and len(STARTED[1].seen) == result.info["rows"]
+    _, result = run(BARS, (cls, {}), *([(SeenBars, {})] if beside else []))
+    failed = result.strategies[0]
+    assert failed["state"] == "failed" and f"{where}: RuntimeError: boom" in failed["error"]
+    assert STARTED[0].calls == calls
+    if beside:
+        assert result.strategies[1]["state"] == "stopped" and len(STARTED[1].seen) == result.info["rows"]

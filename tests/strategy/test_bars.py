@@ -68,7 +68,12 @@ def test_sma_cross_live_decides_where_its_signals_do(fast: int, slow: int) -> No
     runner = live(SmaCross, params)
     decisions: list[tuple[int, float]] = []
     k = 0
-    runner.ctx.order_target = lambda target, symbol=None: decisions.append((k, target)) or []  # type: ignore[method-assign]
+
+    def order_target(target: float, symbol: str | None = None) -> list[str]:
+        decisions.append((k, target))
+        return []
+
+    runner.ctx.order_target = order_target  # type: ignore[method-assign]
     for k, bar in enumerate(bar_data(frame)):  # more bars than the history keeps (slow + 1)
         runner.call("on_bar", bar)
     assert runner.state == "running" and runner.ctx.bars().n < frame.height

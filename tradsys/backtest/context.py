@@ -30,8 +30,8 @@ class BacktestContext(Context):
     def _send_new(self, order_id: str, symbol: str, side: str, type: str, price: int | None, qty: int, tif: str,
                   post_only: bool, reduce_only: bool) -> None:
         order = new_order(order_id, self.account, symbol, SIDES[side], TYPES[type], qty, None if type == "market" else price,
-                          price if type in ("stop", "stop_limit") else None, TIFS.get(tif) or TimeInForce(tif.upper()), post_only,
-                          reduce_only, None, None, 0)
+                          price if type in ("stop", "stop_limit") else None,
+                          TIFS.get(tif) or TimeInForce(tif.upper()), post_only, reduce_only, None, None, 0)
         self.sim.queue(symbol, ("new", order))
 
     def _send_cancel(self, order_id: str) -> None:

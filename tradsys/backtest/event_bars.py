@@ -50,6 +50,8 @@ class BarReplay:
         self.timer_runners: list[StrategyRunner] = []
         self.live: list[StrategyRunner] = []
         """The runners running when `calls` was made: one that fails or stops never runs again."""
+        self.one: Call | None = None
+        """The call, in the common case: one symbol and one strategy, with on_bars and no timers."""
 
     def run(self, progress: ProgressFn | None) -> None:
         sim = self.sim
@@ -59,10 +61,13 @@ class BarReplay:
         self.refresh()
         n = self.n
         step = max(1, n // 200)
+        one = self.rows is None and not self.timer_runners and len(self.calls) == 1 and self.calls[0][2]
+        self.one = self.calls[0] if one else None
+        rows = self.rows_of_one if one else self.rows_between
         for start in range(0, n, step):
             if progress is not None:
                 progress(start, n)
-            self.rows_between(start, min(n, start + step))
+            rows(start, min(n, start + step))
         if progress is not None:
             progress(n, n)
 
@@ -72,6 +77,28 @@ class BarReplay:
         self.calls = [(r, r.strategy.on_bars if r.columns else r.strategy.on_bar, r.columns)
                       for r in running if r.wants["on_bar"]]
         self.timer_runners = [r for r in running if r.wants["on_timer"]]
+
+    def rows_of_one(self, start: int, stop: int) -> None:
+        """`rows_between` for the common case (`one`), where a row costs the strategy's call and little else."""
+        sim, end_ns = self.sim, self.end_ns
+        pending, resting = sim.pending, self.resting
+        bars = sim.histories[self.symbols[0]]
+        symbol = bars.symbol
+        runner, on_bars, _ = self.one  # type: ignore[misc]
+        if runner.state != "running":
+            on_bars = _ignore
+        for i in range(start, stop):
+            if pending or resting:
+                self.bar_open(symbol, bars)
+                if runner.state != "running":  # failed in a callback of its orders
+                    on_bars = _ignore
+            bars.n = i + 1
+            sim.now = end_ns[i]
+            try:
+                on_bars(bars)
+            except Exception as exc:  # user code: contain it
+                runner.fail("on_bars", exc)
+                on_bars = _ignore
 
     def rows_between(self, start: int, stop: int) -> None:
         sim = self.sim
@@ -121,8 +148,8 @@ class BarReplay:
         q = sim.pending.get(symbol)
         if q is not None:
             if sim.venue.advance(ts):  # orders expired: any book may have emptied
-                self.resting.clear()  # in place: the run loop holds it
-                self.resting.update(s for s, b in self.books.items() if b.best_bid() is not None or b.best_ask() is not None)
+                for s in self.books:
+                    self.rest(s)
             open_ticks = bars.open_ticks[k]
             while q:
                 sim.deliver(symbol, q.popleft(), open_ticks)
@@ -149,6 +176,10 @@ class BarReplay:
             self.resting.discard(symbol)
         else:
             self.resting.add(symbol)
+
+
+def _ignore(bars: Bars) -> None:
+    """What a strategy that failed gets instead of on_bars."""
 
 
 def _through_bid(sim: Simulation, sym: str, book: Any, low: int) -> None:

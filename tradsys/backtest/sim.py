@@ -104,12 +104,14 @@ class Simulation:
             if type(event) is OrderFilled:
                 order = event.taker
                 if order.account != MARKET_ACCOUNT:
-                    fills.append((event.ts, owners.get(order.account, order.account), order.id, event.symbol,
-                                  "buy" if order.side is BUY else "sell", event.price, event.qty, event.taker_fee, "taker"))
+                    side = "buy" if order.side is BUY else "sell"  # not side.value: an enum property is a Python call
+                    fills.append((event.ts, owners.get(order.account, order.account), order.id, event.symbol, side,
+                                  event.price, event.qty, event.taker_fee, "taker"))
                 order = event.maker
                 if order.account != MARKET_ACCOUNT:
-                    fills.append((event.ts, owners.get(order.account, order.account), order.id, event.symbol,
-                                  "buy" if order.side is BUY else "sell", event.price, event.qty, event.maker_fee, "maker"))
+                    side = "buy" if order.side is BUY else "sell"
+                    fills.append((event.ts, owners.get(order.account, order.account), order.id, event.symbol, side,
+                                  event.price, event.qty, event.maker_fee, "maker"))
             elif type(event) is OrderRejected and event.account != MARKET_ACCOUNT:  # type: ignore[union-attr]
                 self.rejections[event.reason] = self.rejections.get(event.reason, 0) + 1  # type: ignore[union-attr]
         for runner in self.runners:
