@@ -28,8 +28,8 @@ def run_bars(sim: Simulation, frame: pl.DataFrame, symbols: tuple[str, ...], pro
 
 
 class BarReplay:
-    """The run's per-symbol histories, the rows' symbols and closes, and which symbols have
-    strategy orders resting (only those bars can fill anything without an action)."""
+    """The run's per-symbol histories, the rows' symbols and close times, and which symbols have
+    strategy orders resting (only their bars can fill anything without an action)."""
 
     def __init__(self, sim: Simulation, frame: pl.DataFrame, symbols: tuple[str, ...]) -> None:
         self.sim = sim
@@ -39,6 +39,7 @@ class BarReplay:
             self.end_ns = bars.end_ns
             sim.histories = {symbols[0]: bars}
             self.rows: list[str] | None = None
+            """Each row's symbol; None when there is one."""
         else:
             sim.histories = {s: Bars.of(s, frame.filter(pl.col("symbol") == s)) for s in symbols}
             self.end_ns = frame.get_column("end_ns").to_list()
@@ -101,6 +102,8 @@ class BarReplay:
                 on_bars = _ignore
 
     def rows_between(self, start: int, stop: int) -> None:
+        """Rows `start` to `stop` - 1 in turn: each bar's open, then at its close the timers and the
+        bar callbacks."""
         sim = self.sim
         pending, resting, histories = sim.pending, self.resting, sim.histories
         rows, end_ns = self.rows, self.end_ns
