@@ -33,7 +33,8 @@ class Bars:
     """The bars of `symbol` closed so far, oldest first: `n` of them, the latest at index `n - 1`.
 
     Columns (lists): ts, end_ns, open, high, low, close, volume, and open_ticks ... close_ticks (the
-    prices in ticks, for exact comparisons). `series(name)` gives a column as a polars Series."""
+    prices in ticks, for exact comparisons). `series(name)` gives a column as a polars Series.
+    Live histories start empty (`Bars(symbol)`); a backtest's come from its data (`Bars.of`)."""
 
     ts: list[int]
     end_ns: list[int]

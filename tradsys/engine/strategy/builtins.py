@@ -36,7 +36,7 @@ class SmaCross(Strategy):
             raise ValueError(f"fast ({p.fast}) must be shorter than slow ({p.slow})")
         (self.symbol,) = self.signal_symbols(p, self.ctx.symbols)
         self.fast, self.slow, self.quantity = p.fast, p.slow, p.quantity
-        self.ctx.bars(self.symbol, keep=p.slow + 1)  # live, n stays above slow: i below is enough
+        self.ctx.bars(self.symbol, keep=p.slow + 1)  # live: closes[i - slow] below is always kept
         self.fast_sum = 0
         self.slow_sum = 0
         self.above: bool | None = None
