@@ -15,6 +15,7 @@ recent bars, so indices are meant relative to `n`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -78,9 +79,11 @@ class Bars:
 
         return pl.Series(name, getattr(self, name)[:self.n])
 
-    def append(self, bar: BarData, ticks: tuple[int, int, int, int]) -> None:
-        """Live: one more closed bar, its prices also in ticks (open, high, low, close)."""
-        values = (bar.ts, bar.end_ns, bar.open, bar.high, bar.low, bar.close, bar.volume) + ticks
+    def append(self, bar: BarData, to_ticks: Callable[[str, float], int]) -> None:
+        """Live: one more closed bar; `to_ticks(symbol, price)` (the context's) gives its prices in ticks."""
+        symbol = bar.symbol
+        values = (bar.ts, bar.end_ns, bar.open, bar.high, bar.low, bar.close, bar.volume, to_ticks(symbol, bar.open),
+                  to_ticks(symbol, bar.high), to_ticks(symbol, bar.low), to_ticks(symbol, bar.close))
         if self.n >= 2 * self.keep:
             drop = self.n - self.keep
             for name in COLUMNS:

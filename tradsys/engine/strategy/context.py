@@ -17,7 +17,7 @@ from typing import Any
 
 from tradsys.engine.instrument import CASH_SCALE, Instrument
 from tradsys.engine.strategy.bars import KEEP, Bars
-from tradsys.engine.strategy.base import BarData, BookData, FillData, OrderData
+from tradsys.engine.strategy.base import BookData, FillData, OrderData
 
 BUY, SELL = "buy", "sell"
 GONE = ("order_closed", "unknown_order")
@@ -107,14 +107,6 @@ class Context:
         bars.keep = max(bars.keep, keep)
         return bars
 
-    def record_bar(self, bar: BarData) -> Bars:
-        """Live: a closed bar joins its symbol's history (hosts call this before `on_bars`)."""
-        bars = self.bars(bar.symbol)
-        to_ticks, symbol = self.to_ticks, bar.symbol
-        bars.append(bar, (to_ticks(symbol, bar.open), to_ticks(symbol, bar.high), to_ticks(symbol, bar.low),
-                          to_ticks(symbol, bar.close)))
-        return bars
-
     # -- orders ---------------------------------------------------------------------------------
 
     def place(self, side: str, qty: float | Decimal | str, price: float | Decimal | str | None = None,
@@ -131,12 +123,7 @@ class Context:
         if lots <= 0:
             raise StrategyError(f"qty {qty} is less than one lot of {symbol}")
         ticks = None if price is None else self.to_ticks(symbol, price)
-        return self._new(symbol, side, type or ("market" if price is None else "limit"), ticks, lots, tif, post_only,
-                         reduce_only)
-
-    def _new(self, symbol: str, side: str, otype: str, ticks: int | None, lots: int, tif: str, post_only: bool,
-             reduce_only: bool) -> str:
-        """A checked order, in ticks and lots, joins the view and goes to the host."""
+        otype = type or ("market" if price is None else "limit")
         self._n += 1
         order_id = f"{self._prefix}{self._n}"
         tick, lot = self._ticks[symbol]
@@ -155,11 +142,12 @@ class Context:
         """Market orders that take the position to `target` (base units): a reduction is sent
         reduce-only (it needs no cash held), a reversal as a reduce-only close plus a new order."""
         symbol = symbol or self.symbols[0]
-        legs = target_legs(self.ledgers[symbol].lots, self.to_lots(symbol, target))
-        if legs and self.stopped:
-            raise StrategyError("the strategy is stopped")
-        return [self._new(symbol, BUY if buy else SELL, "market", None, lots, "GTC", False, reduce_only)
-                for buy, lots, reduce_only in legs]
+        ledger = self.ledgers[symbol]
+        current = ledger.lots
+        goal = self.to_lots(symbol, target)
+        lot = ledger.lot
+        return [self.place(BUY if buy else SELL, lots * lot, symbol=symbol, reduce_only=reduce_only)
+                for buy, lots, reduce_only in target_legs(current, goal)]
 
     def cancel(self, order_id: str) -> None:
         """Ask the venue to cancel; asking again before it answers sends nothing more."""

@@ -61,8 +61,10 @@ class StrategyRunner:
             return False
         started = time.perf_counter() if self.log_slow else 0.0
         try:
-            if name == "on_bar" and self.columns:
-                self.strategy.on_bars(self.ctx.record_bar(*args))
+            if name == "on_bar" and self.columns:  # the bar joins its symbol's history first
+                bars = self.ctx.bars(args[0].symbol)
+                bars.append(args[0], self.ctx.to_ticks)
+                self.strategy.on_bars(bars)
             else:
                 getattr(self.strategy, name)(*args)
         except Exception as exc:  # user code: contain it
