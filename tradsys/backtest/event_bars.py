@@ -1,66 +1,188 @@
 """Bars, one event per bar: every strategy callback runs at each bar's close (fill rules: `tradsys.backtest.rules`).
 
 The loop touches the venue only when something can happen: actions wait for their symbol's next
-bar open, and a bar sweeps the book only when strategy orders rest on it.
+bar open, and a bar sweeps the book only when strategy orders rest on it. Each symbol's bars are a
+`Bars` history whose columns are read from the data once; a bar moves its `n`, so `on_bars`
+strategies cost one call per bar and nothing else. `on_bar` strategies get a `BarData` per bar.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
 
 from tradsys.backtest.sim import BIG_QTY, BUY, SELL, ProgressFn, Simulation
-from tradsys.engine.strategy import BarData
+from tradsys.engine.strategy import BarData, StrategyRunner
+from tradsys.engine.strategy.bars import Bars
 
-BAR_COLUMNS = ("ts", "end_ns", "symbol", "open", "high", "low", "close", "volume",
-               "open_ticks", "high_ticks", "low_ticks", "close_ticks")
+Call = tuple[StrategyRunner, Callable[[Any], None], bool]
+"""A runner, its bound on_bars or on_bar, and whether it takes the history (else a BarData)."""
 
 
 def run_bars(sim: Simulation, frame: pl.DataFrame, symbols: tuple[str, ...], progress: ProgressFn | None) -> None:
     """Each bar in turn: deliver the actions waiting for its open, let it trade through resting
-    orders, then fire timers and `on_bar` at its close."""
-    venue = sim.venue
-    runners = sim.runners
-    last: dict[str, float] = {}
-    sim.last_fn = last.get
-    for runner in runners:
-        runner.start()
-    bar_runners = [r for r in runners if r.wants["on_bar"]]
-    timer_runners = [r for r in runners if r.wants["on_timer"]]
-    pending = sim.pending
-    books = venue.books
-    cols = [frame.get_column(c).to_list() for c in BAR_COLUMNS]
-    n = frame.height
-    step = max(1, n // 200)
-    for i, (ts, end, sym, o, h, lo, c, v, ot, ht, lt, ct) in enumerate(zip(*cols)):
-        sim.now = ts
-        q = pending.get(sym)
-        if q:
-            venue.advance(ts)
+    orders, then fire timers and the bar callbacks at its close."""
+    BarReplay(sim, frame, symbols).run(progress)
+
+
+class BarReplay:
+    """The run's per-symbol histories, the rows' symbols and close times, and which symbols have
+    strategy orders resting (only their bars can fill anything without an action)."""
+
+    def __init__(self, sim: Simulation, frame: pl.DataFrame, symbols: tuple[str, ...]) -> None:
+        self.sim = sim
+        self.n = frame.height
+        if len(symbols) == 1:
+            bars = Bars.of(symbols[0], frame)
+            self.end_ns = bars.end_ns
+            sim.histories = {symbols[0]: bars}
+            self.rows: list[str] | None = None
+            """Each row's symbol; None when there is one."""
+        else:
+            sim.histories = {s: Bars.of(s, frame.filter(pl.col("symbol") == s)) for s in symbols}
+            self.end_ns = frame.get_column("end_ns").to_list()
+            self.rows = frame.get_column("symbol").to_list()
+        self.symbols = symbols
+        self.books = {s: sim.venue.books[s] for s in symbols}
+        self.resting: set[str] = set()
+        self.calls: list[Call] = []
+        self.timer_runners: list[StrategyRunner] = []
+        self.live: list[StrategyRunner] = []
+        """The runners running when `calls` was made: one that fails or stops never runs again."""
+        self.one: Call | None = None
+        """The call, in the common case: one symbol and one strategy, with on_bars and no timers."""
+
+    def run(self, progress: ProgressFn | None) -> None:
+        sim = self.sim
+        sim.last_fn = sim.last_close
+        for runner in sim.runners:
+            runner.start()
+        self.refresh()
+        n = self.n
+        step = max(1, n // 200)
+        one = self.rows is None and not self.timer_runners and len(self.calls) == 1 and self.calls[0][2]
+        self.one = self.calls[0] if one else None
+        rows = self.rows_of_one if one else self.rows_between
+        for start in range(0, n, step):
+            if progress is not None:
+                progress(start, n)
+            rows(start, min(n, start + step))
+        if progress is not None:
+            progress(n, n)
+
+    def refresh(self) -> None:
+        """The callbacks of the runners still running (one that failed gets no more bars)."""
+        self.live = running = [r for r in self.sim.runners if r.state == "running"]
+        self.calls = [(r, r.strategy.on_bars if r.columns else r.strategy.on_bar, r.columns)
+                      for r in running if r.wants["on_bar"]]
+        self.timer_runners = [r for r in running if r.wants["on_timer"]]
+
+    def rows_of_one(self, start: int, stop: int) -> None:
+        """`rows_between` for the common case (`one`), where a row costs the strategy's call and little else."""
+        sim, end_ns = self.sim, self.end_ns
+        pending, resting = sim.pending, self.resting
+        bars = sim.histories[self.symbols[0]]
+        symbol = bars.symbol
+        runner, on_bars, _ = self.one  # type: ignore[misc]
+        if runner.state != "running":
+            on_bars = _ignore
+        for i in range(start, stop):
+            if pending or resting:
+                self.bar_open(symbol, bars)
+                if runner.state != "running":  # failed in a callback of its orders
+                    on_bars = _ignore
+            bars.n = i + 1
+            sim.now = end_ns[i]
+            try:
+                on_bars(bars)
+            except Exception as exc:  # user code: contain it
+                runner.fail("on_bars", exc)
+                on_bars = _ignore
+
+    def rows_between(self, start: int, stop: int) -> None:
+        """Rows `start` to `stop` - 1 in turn: each bar's open, then at its close the timers and the
+        bar callbacks."""
+        sim = self.sim
+        pending, resting, histories = sim.pending, self.resting, sim.histories
+        rows, end_ns = self.rows, self.end_ns
+        bars = histories[self.symbols[0]]
+        symbol = bars.symbol
+        calls, timer_runners = self.calls, self.timer_runners
+        for i in range(start, stop):
+            if rows is not None:
+                symbol = rows[i]
+                bars = histories[symbol]
+            if pending or resting:  # something may happen at this bar's open
+                self.bar_open(symbol, bars)
+                calls, timer_runners = self.calls, self.timer_runners
+            bars.n += 1
+            end = end_ns[i]
+            sim.now = end
+            if timer_runners:
+                for runner in timer_runners:
+                    runner.timers(end)
+                if any(r.state != "running" for r in self.live):
+                    self.refresh()
+                    calls, timer_runners = self.calls, self.timer_runners
+            bar = None
+            for runner, callback, columns in calls:
+                try:
+                    if columns:
+                        callback(bars)
+                    else:
+                        if bar is None:
+                            k = bars.n - 1
+                            bar = BarData(bars.ts[k], end, symbol, bars.open[k], bars.high[k], bars.low[k],
+                                          bars.close[k], bars.volume[k])
+                        callback(bar)
+                except Exception as exc:  # user code: contain it
+                    runner.fail("on_bars" if columns else "on_bar", exc)
+                    self.refresh()
+                    calls, timer_runners = self.calls, self.timer_runners
+
+    def bar_open(self, symbol: str, bars: Bars) -> None:
+        """The open of `symbol`'s next bar (index `bars.n`): the actions waiting for it reach the
+        venue, then the bar trades through resting orders (fill rules 2 and 3)."""
+        sim = self.sim
+        k = bars.n
+        sim.now = ts = bars.ts[k]
+        q = sim.pending.get(symbol)
+        if q is not None:
+            if sim.venue.advance(ts):  # orders expired: any book may have emptied
+                for s in self.books:
+                    self.rest(s)
+            open_ticks = bars.open_ticks[k]
             while q:
-                sim.deliver(sym, q.popleft(), ot)
-        book = books[sym]
-        if book.best_bid() is not None or book.best_ask() is not None:  # resting strategy orders: does this bar trade through them?
-            if c >= o:
-                _through_bid(sim, sym, book, lt)
-                _through_ask(sim, sym, book, ht)
+                sim.deliver(symbol, q.popleft(), open_ticks)
+            del sim.pending[symbol]
+            self.rest(symbol)
+        if symbol in self.resting:
+            book = self.books[symbol]
+            if bars.close_ticks[k] >= bars.open_ticks[k]:
+                _through_bid(sim, symbol, book, bars.low_ticks[k])
+                _through_ask(sim, symbol, book, bars.high_ticks[k])
             else:
-                _through_ask(sim, sym, book, ht)
-                _through_bid(sim, sym, book, lt)
-        last[sym] = c
-        sim.now = end
-        for runner in timer_runners:
-            runner.timers(end)
-        if bar_runners:
-            bar = BarData(ts, end, sym, o, h, lo, c, v)
-            for runner in bar_runners:
-                if runner.state == "running":
-                    runner.call("on_bar", bar)
-        if progress is not None and i % step == 0:
-            progress(i, n)
-    if progress is not None:
-        progress(n, n)
+                _through_ask(sim, symbol, book, bars.high_ticks[k])
+                _through_bid(sim, symbol, book, bars.low_ticks[k])
+            self.rest(symbol)
+        for runner in self.live:
+            if runner.state != "running":
+                self.refresh()
+                break
+
+    def rest(self, symbol: str) -> None:
+        """Whether strategy orders rest on `symbol`'s book, after something may have changed it."""
+        book = self.books[symbol]
+        if book.best_bid() is None and book.best_ask() is None:
+            self.resting.discard(symbol)
+        else:
+            self.resting.add(symbol)
+
+
+def _ignore(bars: Bars) -> None:
+    """What a strategy that failed gets instead of on_bars."""
 
 
 def _through_bid(sim: Simulation, sym: str, book: Any, low: int) -> None:

@@ -19,6 +19,7 @@ from tradsys.engine import (
     new_order,
 )
 from tradsys.engine.strategy import StrategyRunner
+from tradsys.engine.strategy.bars import Bars
 
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT = OrderType.LIMIT
@@ -64,6 +65,8 @@ class Simulation:
         self.lots = {s: float(i.lot_size) for s, i in venue.instruments.items()}
         self.owners: dict[str, str] = {}
         """account -> runner id, for the fills table."""
+        self.histories: dict[str, Bars] = {}
+        """Bars: each symbol's history, shared by the strategies (`ctx.bars`); the run moves its `n`."""
 
     def add_runner(self, runner: StrategyRunner) -> None:
         self.runners.append(runner)
@@ -71,6 +74,18 @@ class Simulation:
 
     def last_price(self, symbol: str) -> float | None:
         return self.last_fn(symbol)
+
+    def last_close(self, symbol: str) -> float | None:
+        """Bars: the close of the symbol's latest bar."""
+        bars = self.histories.get(symbol)
+        return None if bars is None or bars.n == 0 else bars.close[bars.n - 1]
+
+    def bars(self, symbol: str) -> Bars:
+        """The symbol's history; one without bars when the run has none of it (or is on trades)."""
+        bars = self.histories.get(symbol)
+        if bars is None:
+            bars = self.histories[symbol] = Bars(symbol)
+        return bars
 
     def queue(self, symbol: str, action: tuple) -> None:
         if self.kind == "bars":
@@ -84,13 +99,19 @@ class Simulation:
     def dispatch(self, events: list) -> None:
         if not events:
             return
-        fills = self.fills
+        fills, owners = self.fills, self.owners
         for event in events:
             if type(event) is OrderFilled:
-                for order, fee, liq in ((event.taker, event.taker_fee, "taker"), (event.maker, event.maker_fee, "maker")):
-                    if order.account != MARKET_ACCOUNT:
-                        fills.append((event.ts, self.owners.get(order.account, order.account), order.id, event.symbol,
-                                      order.side.value, event.price, event.qty, fee, liq))
+                order = event.taker
+                if order.account != MARKET_ACCOUNT:
+                    side = "buy" if order.side is BUY else "sell"  # not side.value: an enum property is a Python call
+                    fills.append((event.ts, owners.get(order.account, order.account), order.id, event.symbol, side,
+                                  event.price, event.qty, event.taker_fee, "taker"))
+                order = event.maker
+                if order.account != MARKET_ACCOUNT:
+                    side = "buy" if order.side is BUY else "sell"
+                    fills.append((event.ts, owners.get(order.account, order.account), order.id, event.symbol, side,
+                                  event.price, event.qty, event.maker_fee, "maker"))
             elif type(event) is OrderRejected and event.account != MARKET_ACCOUNT:  # type: ignore[union-attr]
                 self.rejections[event.reason] = self.rejections.get(event.reason, 0) + 1  # type: ignore[union-attr]
         for runner in self.runners:

@@ -9,9 +9,11 @@
             if bar.close > bar.open and self.ctx.position() == 0:
                 self.ctx.buy(self.p.quantity)
 
-See `base.Strategy` for the callbacks and `context.Context` for what a strategy can do.
+See `base.Strategy` for the callbacks, `context.Context` for what a strategy can do and `bars.Bars`
+for the history that `on_bars`, the fast form of on_bar, reads.
 """
 
+from tradsys.engine.strategy.bars import Bars
 from tradsys.engine.strategy.base import BarData, BookData, FillData, OrderData, Strategy, TradeData
 from tradsys.engine.strategy.builtins import BUILTINS, MarketMaking, MeanReversion, SmaCross
 from tradsys.engine.strategy.context import Context, StrategyError
@@ -20,7 +22,7 @@ from tradsys.engine.strategy.params import Duration, Param, ParamError, Params, 
 from tradsys.engine.strategy.runner import StrategyRunner
 
 __all__ = [
-    "BUILTINS", "BarData", "BookData", "Context", "Duration", "FillData", "MarketMaking", "MeanReversion",
+    "BUILTINS", "BarData", "Bars", "BookData", "Context", "Duration", "FillData", "MarketMaking", "MeanReversion",
     "OrderData", "Param", "ParamError", "Params", "SmaCross", "Strategy", "StrategyError", "StrategyNotFound",
     "StrategyRunner", "TradeData", "load_strategy", "parse_assignments", "resolve_params",
 ]

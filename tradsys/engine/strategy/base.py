@@ -15,6 +15,7 @@ from tradsys.engine.strategy.params import Param, Params
 if TYPE_CHECKING:
     import polars as pl
 
+    from tradsys.engine.strategy.bars import Bars
     from tradsys.engine.strategy.context import Context
 
 
@@ -111,6 +112,10 @@ class Strategy:
     on_order(order), on_timer(name), on_stop. A callback that raises stops the strategy: its open
     orders are cancelled and the traceback logged; nothing else is affected.
 
+    `on_bars(bars)` is the fast form of on_bar, called instead of it when defined: `bars` is the
+    symbol's history as columns (`tradsys.engine.strategy.bars.Bars`), the bar just closed at
+    index `bars.n - 1`. A backtest makes no object per bar for it.
+
     A strategy whose decisions are a function of bars alone may also define `signals`: the target
     position per bar, computed once over the whole frame with polars. Backtests on bars then skip
     the per-bar callbacks and only act where the target changes, with the same fill rules; live,
@@ -129,6 +134,7 @@ class Strategy:
 
     def on_start(self) -> None: ...
     def on_bar(self, bar: BarData) -> None: ...
+    def on_bars(self, bars: Bars) -> None: ...
     def on_trade(self, trade: TradeData) -> None: ...
     def on_book(self, book: BookData) -> None: ...
     def on_fill(self, fill: FillData) -> None: ...
@@ -158,6 +164,10 @@ class Strategy:
 
     @classmethod
     def overrides(cls, callback: str) -> bool:
+        """Whether the class defines `callback`; one with on_bars counts as having on_bar too (hosts
+        deliver bars to either through on_bar)."""
+        if callback == "on_bar" and cls.overrides("on_bars"):
+            return True
         return getattr(cls, callback) is not getattr(Strategy, callback)
 
     @classmethod

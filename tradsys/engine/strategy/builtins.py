@@ -7,6 +7,7 @@ from collections import deque
 
 import polars as pl
 
+from tradsys.engine.strategy.bars import Bars
 from tradsys.engine.strategy.base import BarData, FillData, OrderData, Strategy
 from tradsys.engine.strategy.params import Duration, Param, Params
 
@@ -16,8 +17,8 @@ class SmaCross(Strategy):
     the slow one, sell it all when it crosses below.
 
     The averages are compared exactly, in integer ticks (fast_sum * slow == slow_sum * fast is a
-    tie, not a cross), so the per-bar form (`on_bar`, used live) and the vectorised form (`signals`,
-    used by backtests on bars) take the same decisions.
+    tie, not a cross), so the per-bar form (`on_bars`, used live and by event-driven backtests) and
+    the vectorised form (`signals`, used by backtests on bars) take the same decisions.
     """
 
     name = "sma_cross"
@@ -30,34 +31,31 @@ class SmaCross(Strategy):
     }
 
     def on_start(self) -> None:
-        if self.p.fast >= self.p.slow:
-            raise ValueError(f"fast ({self.p.fast}) must be shorter than slow ({self.p.slow})")
-        (self.symbol,) = self.signal_symbols(self.p, self.ctx.symbols)
-        self.closes: deque[int] = deque(maxlen=self.p.slow)
+        p = self.p
+        if p.fast >= p.slow:
+            raise ValueError(f"fast ({p.fast}) must be shorter than slow ({p.slow})")
+        (self.symbol,) = self.signal_symbols(p, self.ctx.symbols)
+        self.fast, self.slow, self.quantity = p.fast, p.slow, p.quantity
+        self.ctx.bars(self.symbol, keep=p.slow + 1)  # live: closes[i - slow] below is always kept
         self.fast_sum = 0
         self.slow_sum = 0
         self.above: bool | None = None
 
-    def on_bar(self, bar: BarData) -> None:
-        if bar.symbol != self.symbol:
+    def on_bars(self, bars: Bars) -> None:
+        if bars.symbol != self.symbol:
             return
-        fast, slow = self.p.fast, self.p.slow
-        close = self.ctx.to_ticks(self.symbol, bar.close)
-        closes = self.closes
-        if len(closes) == slow:
-            self.slow_sum -= closes[0]
-        if len(closes) >= fast:
-            self.fast_sum -= closes[-fast]
-        closes.append(close)
-        self.fast_sum += close
-        self.slow_sum += close
-        if len(closes) < slow:
+        closes, i = bars.close_ticks, bars.n - 1
+        fast, slow = self.fast, self.slow
+        close = closes[i]
+        self.fast_sum += close - closes[i - fast] if i >= fast else close
+        self.slow_sum += close - closes[i - slow] if i >= slow else close
+        if i < slow - 1:
             return
         above = self.fast_sum * slow > self.slow_sum * fast
         was, self.above = self.above, above
         if was is None or was == above:
             return
-        self.ctx.order_target(self.p.quantity if above else 0.0, self.symbol)
+        self.ctx.order_target(self.quantity if above else 0.0, self.symbol)
 
     @classmethod
     def signal_symbols(cls, params: Params, symbols: tuple[str, ...]) -> tuple[str, ...]:

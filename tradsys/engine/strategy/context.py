@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradsys.engine.instrument import CASH_SCALE, Instrument
+from tradsys.engine.strategy.bars import KEEP, Bars
 from tradsys.engine.strategy.base import BookData, FillData, OrderData
 
 BUY, SELL = "buy", "sell"
@@ -70,6 +71,7 @@ class Context:
         self._prefix = id_prefix
         self._n = 0
         self._ticks = {s: (float(instruments[s].tick_size), float(instruments[s].lot_size)) for s in instruments}
+        self._bars: dict[str, Bars] = {}
 
     # -- to be provided by the host -----------------------------------------------------------
 
@@ -90,6 +92,20 @@ class Context:
     def book(self, symbol: str | None = None) -> BookData:
         """Top of the book and last trade of `symbol` (default: the first symbol)."""
         raise NotImplementedError
+
+    # -- bars ---------------------------------------------------------------------------------------
+
+    def bars(self, symbol: str | None = None, keep: int = KEEP) -> Bars:
+        """The bars of `symbol` (default: the first symbol) closed so far, as columns: what `on_bars`
+        gets. Live at least `keep` recent ones are kept; a backtest keeps them all."""
+        symbol = symbol or self.symbols[0]
+        bars = self._bars.get(symbol)
+        if bars is None:
+            if symbol not in self.instruments:
+                raise StrategyError(f"unknown symbol {symbol!r}")
+            bars = self._bars[symbol] = Bars(symbol, keep=keep)
+        bars.keep = max(bars.keep, keep)
+        return bars
 
     # -- orders ---------------------------------------------------------------------------------
 

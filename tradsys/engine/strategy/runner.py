@@ -28,7 +28,7 @@ SLOW_WARN_EVERY_S = 10.0
 
 
 class StrategyRunner:
-    __slots__ = ("id", "strategy", "ctx", "state", "error", "wants", "slow_calls", "slow_next", "log_slow")
+    __slots__ = ("id", "strategy", "ctx", "state", "error", "wants", "slow_calls", "slow_next", "log_slow", "columns")
 
     def __init__(self, id: str, cls: type[Strategy], params: Params, ctx: Context, log_slow: bool = False) -> None:
         self.id = id
@@ -41,6 +41,8 @@ class StrategyRunner:
         self.strategy = cls(ctx, params)
         self.wants = {name: cls.overrides(name) for name in (
             "on_bar", "on_trade", "on_book", "on_fill", "on_order", "on_timer")}
+        self.columns = cls.overrides("on_bars")
+        """Bars go to on_bars, through the context's history, instead of on_bar."""
 
     @property
     def running(self) -> bool:
@@ -52,7 +54,12 @@ class StrategyRunner:
             return False
         started = time.perf_counter() if self.log_slow else 0.0
         try:
-            getattr(self.strategy, name)(*args)
+            if name == "on_bar" and self.columns:  # the bar joins its symbol's history first
+                bars = self.ctx.bars(args[0].symbol)
+                bars.append(args[0], self.ctx.to_ticks)
+                self.strategy.on_bars(bars)
+            else:
+                getattr(self.strategy, name)(*args)
         except Exception as exc:  # user code: contain it
             self.fail(name, exc)
             return False
