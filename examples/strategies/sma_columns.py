@@ -30,13 +30,11 @@ class SmaColumns(Strategy):
         self.above: bool | None = None
 
     def on_bars(self, bars: Bars) -> None:
-        # Called at each bar's close. Read indices below bars.n only: in a backtest the lists
-        # already hold the bars still to come.
-        n = bars.n
-        if bars.symbol != self.symbol or n < self.slow:
+        # Called at each bar's close; the columns end with that bar.
+        if bars.symbol != self.symbol or bars.n < self.slow:
             return
         closes = bars.close_ticks  # integers: the sums compare exactly
-        above = sum(closes[n - self.fast:n]) * self.slow > sum(closes[n - self.slow:n]) * self.fast
+        above = sum(closes[-self.fast:]) * self.slow > sum(closes[-self.slow:]) * self.fast
         if self.above is not None and above != self.above:
             self.ctx.order_target(self.quantity if above else 0.0, self.symbol)
         self.above = above

@@ -82,6 +82,33 @@ def test_on_bars_sees_each_bar_at_its_close_and_no_later_one(data: Any) -> None:
         assert all(history == closes[:n] for n, history in mine[:50])
 
 
+class WholeColumns(Seen):
+    """Reads every column whole, as a careless strategy would (`closes[-1]`, `len(closes)`)."""
+
+    def on_bars(self, bars: Bars) -> None:
+        self.seen.append((bars.symbol, bars.n, 0.0, [(name, len(getattr(bars, name)), getattr(bars, name)[-1])
+                                                     for name in ("ts", "end_ns", "open", "close", "close_ticks", "volume")]))
+
+
+@pytest.mark.parametrize("data", [BARS, "two"], ids=["one-symbol", "two-symbols"])
+def test_a_column_holds_the_closed_bars_and_none_to_come(data: Any) -> None:
+    """No look-ahead: a column's last entry is the bar that just closed, in a backtest as live."""
+    frame = two_symbols() if data == "two" else pl.read_csv(BARS)
+    STARTED.clear()
+    run(frame, (WholeColumns, {}))
+    [strategy] = STARTED
+    for symbol in set(frame.get_column("symbol")):
+        rows = frame.filter(pl.col("symbol") == symbol)
+        seen = [(n, columns) for s, n, _, columns in strategy.seen if s == symbol]
+        assert [n for n, _ in seen] == list(range(1, rows.height + 1))
+        for n, columns in seen:
+            assert {name: length for name, length, _ in columns} == dict.fromkeys(("ts", "end_ns", "open", "close",
+                                                                                   "close_ticks", "volume"), n)
+            last = {name: value for name, _, value in columns}
+            assert (last["close"], last["volume"]) == (rows["close"][n - 1], rows["volume"][n - 1])
+        assert sorted({columns[0][2] for _, columns in seen}) == [columns[0][2] for _, columns in seen]  # ts rises
+
+
 class Fails(Strategy):
     """Buys at its first bar; raises in on_bars at its fifth bar, or in on_fill (`in_fill`)."""
 

@@ -36,7 +36,7 @@ class BarReplay:
         self.n = frame.height
         if len(symbols) == 1:
             bars = Bars.of(symbols[0], frame)
-            self.end_ns = bars.end_ns
+            self.end_ns = bars.source("end_ns")
             sim.histories = {symbols[0]: bars}
             self.rows: list[str] | None = None
             """Each row's symbol; None when there is one."""
@@ -94,6 +94,8 @@ class BarReplay:
                 if runner.state != "running":  # failed in a callback of its orders
                     on_bars = _ignore
             bars.n = i + 1
+            for column, source in bars.feeds:
+                column.append(source[i])
             sim.now = end_ns[i]
             try:
                 on_bars(bars)
@@ -117,7 +119,7 @@ class BarReplay:
             if pending or resting:  # something may happen at this bar's open
                 self.bar_open(symbol, bars)
                 calls, timer_runners = self.calls, self.timer_runners
-            bars.n += 1
+            bars.advance()
             end = end_ns[i]
             sim.now = end
             if timer_runners:
@@ -133,9 +135,9 @@ class BarReplay:
                         callback(bars)
                     else:
                         if bar is None:
-                            k = bars.n - 1
-                            bar = BarData(bars.ts[k], end, symbol, bars.open[k], bars.high[k], bars.low[k],
-                                          bars.close[k], bars.volume[k])
+                            k, source = bars.n - 1, bars.source
+                            bar = BarData(source("ts")[k], end, symbol, source("open")[k], source("high")[k],
+                                          source("low")[k], source("close")[k], source("volume")[k])
                         callback(bar)
                 except Exception as exc:  # user code: contain it
                     runner.fail("on_bars" if columns else "on_bar", exc)
@@ -146,26 +148,27 @@ class BarReplay:
         """The open of `symbol`'s next bar (index `bars.n`): the actions waiting for it reach the
         venue, then the bar trades through resting orders (fill rules 2 and 3)."""
         sim = self.sim
-        k = bars.n
-        sim.now = ts = bars.ts[k]
+        k, source = bars.n, bars.source
+        sim.now = ts = source("ts")[k]
         q = sim.pending.get(symbol)
         if q is not None:
             if sim.venue.advance(ts):  # orders expired: any book may have emptied
                 for s in self.books:
                     self.rest(s)
-            open_ticks = bars.open_ticks[k]
+            open_ticks = source("open_ticks")[k]
             while q:
                 sim.deliver(symbol, q.popleft(), open_ticks)
             del sim.pending[symbol]
             self.rest(symbol)
         if symbol in self.resting:
             book = self.books[symbol]
-            if bars.close_ticks[k] >= bars.open_ticks[k]:
-                _through_bid(sim, symbol, book, bars.low_ticks[k])
-                _through_ask(sim, symbol, book, bars.high_ticks[k])
+            low, high = source("low_ticks")[k], source("high_ticks")[k]
+            if source("close_ticks")[k] >= source("open_ticks")[k]:
+                _through_bid(sim, symbol, book, low)
+                _through_ask(sim, symbol, book, high)
             else:
-                _through_ask(sim, symbol, book, bars.high_ticks[k])
-                _through_bid(sim, symbol, book, bars.low_ticks[k])
+                _through_ask(sim, symbol, book, high)
+                _through_bid(sim, symbol, book, low)
             self.rest(symbol)
         for runner in self.live:
             if runner.state != "running":

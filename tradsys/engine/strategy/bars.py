@@ -2,15 +2,16 @@
 
     class Fast(Strategy):
         def on_bars(self, bars):
-            i = bars.n - 1                 # the bar that just closed
-            closes = bars.close            # a list; read indices below bars.n only
-            if i >= 20 and closes[i] > max(closes[i - 20:i]):
+            closes = bars.close            # a list; its last entry is the bar that just closed
+            if len(closes) > 20 and closes[-1] > max(closes[-21:-1]):
                 self.ctx.buy(1.0, symbol=bars.symbol)
 
-In a backtest each column is the whole data set's, read once and shared by the run's strategies:
-the run only moves `n`, so nothing is copied or allocated per bar, and the entries from `n` on are
-bars that have not closed yet. Live the columns grow by one entry per bar and keep at least `keep`
-recent bars, so indices are meant relative to `n`.
+A column holds the bars closed so far and nothing later, in a backtest as live: a strategy cannot
+read a bar before its close. In a backtest a column the strategies use is read from the data once
+(when first used) and grows by one entry per bar, shared by the run's strategies, so nothing is
+made per bar but the entries; the engine reads the bar about to open from the data itself
+(`source`). Live the columns grow the same way and keep at least `keep` recent bars; `n` is the
+number of entries in each column.
 """
 
 from __future__ import annotations
@@ -55,19 +56,37 @@ class Bars:
         self.keep = keep
         """Live: at least this many recent bars are kept (the oldest go in blocks, moving `n`)."""
         self._frame = frame
+        self._sources: dict[str, list[Any]] = {}
+        self.feeds: list[tuple[list[Any], list[Any]]] = []
+        """Backtest: (column, its source) for each column in use; `advance` moves each by one entry."""
         if frame is None:
             for name in COLUMNS:
                 setattr(self, name, [])
 
     @classmethod
     def of(cls, symbol: str, frame: pl.DataFrame) -> Bars:
-        """A backtest's history of `symbol`, the rows of `frame`. Its columns are read from the data
-        the first time they are used (each costs a pass over the data), through descriptors on a class
-        of its own that then leave it: from there on a column is a plain attribute of the instance.
-        (A class with `__getattr__`, or a descriptor left shadowing the attribute, would make every
-        attribute read of the history slower, and strategies read them at every bar.)"""
+        """A backtest's history of `symbol`, the rows of `frame`, none of them closed yet. A column is
+        read from the data the first time it is used (a pass over the data), through a descriptor on
+        a class of its own that then leaves it: from there on the column is a plain attribute of the
+        instance. (A class with `__getattr__`, or a descriptor left shadowing the attribute, would make
+        every attribute read of the history slower, and strategies read them at every bar.)"""
         own = type(cls.__name__, (cls,), {name: _Column() for name in COLUMNS})
         return own(symbol, frame)
+
+    def source(self, name: str) -> list[Any]:
+        """Backtest: column `name` of every row of the data, closed or not: for the engine's fill
+        rules, which read the bar about to open; never handed to a strategy."""
+        values = self._sources.get(name)
+        if values is None:
+            values = self._sources[name] = self._frame.get_column(name).to_list()  # type: ignore[union-attr]
+        return values
+
+    def advance(self) -> None:
+        """Backtest: the next row has closed."""
+        k = self.n
+        self.n = k + 1
+        for column, source in self.feeds:
+            column.append(source[k])
 
     def series(self, name: str) -> pl.Series:
         """Column `name` of the first `n` bars as a polars Series (a view, not a copy, in a backtest)."""
@@ -106,7 +125,9 @@ class _Column:
     def __get__(self, bars: Bars | None, owner: type) -> Any:
         if bars is None:
             return self
-        values = bars._frame.get_column(self.name).to_list()  # type: ignore[union-attr]
+        source = bars.source(self.name)
+        column = source[:bars.n]
+        bars.feeds.append((column, source))
         delattr(owner, self.name)
-        setattr(bars, self.name, values)
-        return values
+        setattr(bars, self.name, column)
+        return column
