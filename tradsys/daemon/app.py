@@ -34,6 +34,7 @@ from tradsys.daemon.market_config import SimConfig
 from tradsys.daemon.market_prices import DataFeed
 from tradsys.daemon.metrics import Metrics
 from tradsys.daemon.peerjs import PeerServer
+from tradsys.daemon.rest import mount as mount_rest
 from tradsys.daemon.rpc.alerts import AlertService
 from tradsys.daemon.rpc.gate import Gate
 from tradsys.daemon.rpc.marketdata import MarketDataService
@@ -162,6 +163,7 @@ class Daemon:
         self.http.sessions["/ws/v2"] = self.ws.proto_session
         self.peerjs = PeerServer.from_config(config.raw.get("peerjs", {}), secret, self.metrics)
         self.peerjs.mount(self.http)
+        self.rest = mount_rest(self.http, servicers)
         try:
             self.grpc = GrpcServer(config.grpc_host, config.grpc_port, servicers, self.metrics,
                                    config.max_message_bytes, credentials, max_streams=config.max_streams)
@@ -267,6 +269,7 @@ class Daemon:
         if self.core is not None:
             self.core.stop()
         self.http.stop()
+        self.rest.close()
         self.store.close()
         self.state = "stopped"
         self._stopped.set()
