@@ -230,7 +230,9 @@ def test_a_sleeping_strategy_does_not_slow_other_clients_orders(daemon: DaemonPr
     figures = (f"PlaceOrder p50 {statistics.median(idle) * 1e3:.2f} ms without, "
                f"{statistics.median(slow) * 1e3:.2f} ms with the sleeping strategy ({len(slow)} orders): {ratio:.2f}x")
     print(f"\n{figures}")
-    assert ratio < 1.2, figures
+    # A strategy that held up the engine made every order wait for its half-second callbacks (a
+    # ratio in the hundreds); other work on the machine moves the ratio by a few tenths.
+    assert ratio < 2, figures
 
 
 def test_a_lagging_strategy_is_reported_conflated_and_gets_all_its_order_events(daemon: DaemonProcess,
