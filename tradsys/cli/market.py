@@ -10,12 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 from tradsys.cli.client import Client
+from tradsys.cli.complete import symbols
 from tradsys.cli.output import JsonOption, coloured, console, emit_json, handle_errors, side_style, table, to_dict, when
 from tradsys.proto import marketdata_pb2 as md
 
 market_app = typer.Typer(help="Instruments and market data.", no_args_is_help=True)
 
-SymbolArgument = Annotated[str, typer.Argument(help="Instrument, e.g. BTC-USD.")]
+SymbolArgument = Annotated[str, typer.Argument(help="Instrument, e.g. BTC-USD.", autocompletion=symbols)]
 INTERVALS = ("1s", "1m", "5m", "15m", "1h", "1d")
 
 
@@ -23,6 +24,12 @@ def fetch(rpc: str, request: Message) -> Any:
     """The reply of one call to the daemon's MarketData service."""
     client = Client()
     return client.call(getattr(client.market, rpc), request)
+
+
+def steps(client: Client) -> dict[str, tuple[str, str]]:
+    """Each symbol's (tick size, lot size): the precision a table shows its prices and quantities in."""
+    listed = client.call(client.market.ListInstruments, md.ListInstrumentsRequest()).instruments
+    return {i.symbol: (i.tick_size, i.lot_size) for i in listed}
 
 
 def show_rows(name: str, rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str],
