@@ -13,7 +13,6 @@ from google.protobuf.json_format import MessageToDict
 from tradsys.cli.client import EXIT_USAGE, Client, CliError
 from tradsys.cli.complete import strategies, symbols
 from tradsys.cli.output import JsonOption, console, emit_json, handle_errors, table
-from tradsys.engine.strategy import ParamError, parse_assignments
 from tradsys.proto import strategy_pb2 as pb
 
 strategy_app = typer.Typer(help="Run strategies live inside the daemon.", no_args_is_help=True)
@@ -76,6 +75,8 @@ def start(
 
     Example: tradsys strategy start market_making --param spread_bps=8 --param quantity=0.01
     """
+    from tradsys.engine.strategy import ParamError, parse_assignments  # loads polars: only `start` needs it
+
     try:
         params = parse_assignments(param)
     except ParamError as exc:
