@@ -78,7 +78,8 @@ class LazyGroup(TyperGroup):
             sys.stderr.write(usage_line(exc, argv) + "\n")
             code = exc.exit_code
         except Abort:
-            code = 130
+            sys.stderr.write("Aborted!\n")
+            code = 1
         sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -94,7 +95,7 @@ def usage_line(exc: click_errors.ClickException, argv: list[str]) -> str:
     message = " ".join(exc.format_message().split())
     ctx = getattr(exc, "ctx", None)
     where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-    return f"usage: {message}{where}"
+    return f"{'usage' if isinstance(exc, click_errors.UsageError) else 'error'}: {message}{where}"
 
 
 app = typer.Typer(
