@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from tradsys.cli.client import Client, target
-from tradsys.cli.order import FILL_COLUMNS, FILL_RIGHT, AccountOption, SymbolOption, fill_rows, since_ns
+from tradsys.cli.order import FILL_COLUMNS, FILL_OPTIONAL, FILL_RIGHT, AccountOption, SymbolOption, fill_rows, since_ns
 from tradsys.cli.output import JsonOption, console, emit_json, handle_errors, pnl, rounded, table, to_dict
 from tradsys.cli.market import steps
 from tradsys.proto import orders_pb2 as pb
@@ -37,7 +37,7 @@ def fills(
     elif not rows:
         console.print("no fills")
     else:
-        console.print(table(None, FILL_COLUMNS, fill_rows(rows), FILL_RIGHT))
+        console.print(table(None, FILL_COLUMNS, fill_rows(rows), FILL_RIGHT, FILL_OPTIONAL))
 
 
 @handle_errors

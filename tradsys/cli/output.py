@@ -22,6 +22,7 @@ from rich.table import Table
 
 from tradsys.cli.client import EXIT_FAILED, EXIT_USAGE, CliError
 
+
 def _width(stream: Any) -> int | None:
     """The terminal's width (or $COLUMNS); piped output is never cut to 80 columns, so a script or a
     log gets every id whole."""
