@@ -7,7 +7,7 @@ import typer
 from tradsys.cli.client import Client, target
 from tradsys.cli.order import FILL_COLUMNS, FILL_OPTIONAL, FILL_RIGHT, AccountOption, SymbolOption, fill_rows, since_ns
 from tradsys.cli.output import JsonOption, console, emit_json, handle_errors, pnl, rounded, table, to_dict
-from tradsys.cli.market import steps
+from tradsys.cli.prices import steps
 from tradsys.proto import orders_pb2 as pb
 
 CENTS = "0.01"

@@ -26,12 +26,6 @@ def fetch(rpc: str, request: Message) -> Any:
     return client.call(getattr(client.market, rpc), request)
 
 
-def steps(client: Client) -> dict[str, tuple[str, str]]:
-    """Each symbol's (tick size, lot size): the precision a table shows its prices and quantities in."""
-    listed = client.call(client.market.ListInstruments, md.ListInstrumentsRequest()).instruments
-    return {i.symbol: (i.tick_size, i.lot_size) for i in listed}
-
-
 def show_rows(name: str, rows: list[dict[str, Any]], as_json: bool, columns: Sequence[str],
               cells: Callable[[dict[str, Any]], list[Any]], right: Sequence[str]) -> None:
     """`{name: rows}` as JSON, or a table of `cells(row)` (right-aligning `right`), or "no NAME yet"."""

@@ -5,10 +5,10 @@ from enum import Enum
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from tradsys.cli.client import EXIT_FAILED, EXIT_USAGE, Client, CliError, target
 from tradsys.cli.complete import symbols
-from tradsys.cli.market import steps
 from tradsys.cli.output import (
     JsonOption,
     coloured,
@@ -22,7 +22,7 @@ from tradsys.cli.output import (
     to_dict,
     when,
 )
-from tradsys.cli.prices import is_relative, resolve
+from tradsys.cli.prices import is_relative, resolve, steps
 from tradsys.durations import DurationError, parse_seconds
 from tradsys.proto import common_pb2 as common
 from tradsys.proto import orders_pb2 as pb
@@ -90,6 +90,12 @@ OrderRef = Annotated[str, typer.Argument(help="Venue order id, or your --client-
 PriceHelp = "Limit price: a number, or relative to the book: bid-1%, ask+50, mid."
 
 
+def order_table(client: Client, orders: list[dict[str, Any]]) -> Table:
+    """Orders as a table; average fill prices to the tick (asking for the ticks only when there is one)."""
+    precision = steps(client) if any(o["avg_fill_price"] for o in orders) else {}
+    return table(None, ORDER_COLUMNS, order_rows(orders, precision), ORDER_RIGHT, ORDER_OPTIONAL)
+
+
 def order_rows(orders: list[dict[str, Any]], precision: dict[str, tuple[str, str]]) -> list[list[str]]:
     return [
         [o["order_id"], o["client_id"], when(o["created_ns"]), o["account"], o["symbol"],
@@ -123,7 +129,7 @@ def print_order(client: Client, order: dict[str, Any], fills: list[dict[str, Any
     status = order["status"] or ""
     console.print(f"{headline} {order['order_id']}: {coloured(status, STATUS_STYLE.get(status, ''))}"
                   + (f" ({order['reject_reason']})" if order["reject_reason"] else ""))
-    console.print(table(None, ORDER_COLUMNS, order_rows([order], steps(client)), ORDER_RIGHT, ORDER_OPTIONAL))
+    console.print(order_table(client, [order]))
     if fills:
         console.print(table("fills", FILL_COLUMNS, fill_rows(fills), FILL_RIGHT, FILL_OPTIONAL))
 
@@ -319,7 +325,7 @@ def list_(
     elif not orders:
         console.print("no orders")
     else:
-        console.print(table(None, ORDER_COLUMNS, order_rows(orders, steps(client)), ORDER_RIGHT, ORDER_OPTIONAL))
+        console.print(order_table(client, orders))
 
 
 @order_app.command()

@@ -23,10 +23,13 @@ from rich.table import Table
 from tradsys.cli.client import EXIT_FAILED, EXIT_USAGE, CliError
 
 
+PIPED_WIDTH = 1000
+
+
 def _width(stream: Any) -> int | None:
     """The terminal's width (or $COLUMNS); piped output is never cut to 80 columns, so a script or a
     log gets every id whole."""
-    return None if stream.isatty() or "COLUMNS" in os.environ else 1000
+    return None if stream.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH
 
 
 console = Console(highlight=False, width=_width(sys.stdout))
@@ -114,9 +117,14 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
             out.add_column(name, justify="right" if name in aligned else "left", overflow="fold")
         for row in cells:
             out.add_row(*(row[i] for i in keep))
-        if not dropped or console.measure(out, options=console.options.update_width(1 << 20)).maximum <= console.width:
+        if not dropped or console.width >= PIPED_WIDTH or fits(out):
             return out
         shown.remove(dropped.pop(0))
+
+
+def fits(out: Table) -> bool:
+    """Whether the table's natural width (each cell on one line) fits the terminal."""
+    return console.measure(out, options=console.options.update_width(1 << 20)).maximum <= console.width
 
 
 def fail(code: int, message: str) -> typer.Exit:
