@@ -204,6 +204,18 @@ def test_daemon_and_backtest_commands_print_json(daemon: DaemonProcess) -> None:
     assert json.loads(stopped.stdout) == {"stopped": False, "running": False}
 
 
+def test_daemon_start_detached_and_stop_print_json(tmp_path: Path) -> None:
+    home = tmp_path / "detached"
+    started = tradsys(home, "daemon", "start", "--detach", "--json", "--no-simulate", "--grpc-port", str(free_port()),
+                      "--http-port", str(free_port()), timeout=60)
+    assert started.returncode == 0, started.stderr
+    doc = json.loads(started.stdout)
+    assert doc["started"] is True and doc["pid"] > 0 and doc["grpc"].startswith("127.0.0.1:")
+    stopped = tradsys(home, "daemon", "stop", "--json", timeout=60)
+    assert stopped.returncode == 0 and json.loads(stopped.stdout) == {"stopped": True, "running": False,
+                                                                       "pid": doc["pid"]}
+
+
 def test_completion_of_symbols_strategies_and_commands(daemon: DaemonProcess, monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
     for field in ("host", "port", "token", "home", "ca", "account"):
         monkeypatch.setattr(target, field, None)
