@@ -51,4 +51,4 @@ def test_kill_switch_alert_in_list_tail_and_ack(run: Run, daemon: DaemonProcess)
         tail.communicate(timeout=20)
     assert tail.returncode == 0
     missing = run("alerts", "ack", "no-such-alert")
-    assert missing.exit_code == 1 and "no alert" in missing.stderr
+    assert missing.exit_code == 2 and "no alert" in missing.stderr, "an unknown id the user typed: a usage error"

@@ -34,7 +34,7 @@ def test_live_strategy_lifecycle(tmp_path: Path) -> None:
         listed = cli(home, "list")
         assert listed.returncode == 0 and "sma_cross" in listed.stdout
         bad = cli(home, "start", "market_making", "--param", "spread_bps=wide")
-        assert bad.returncode == 1 and "spread_bps" in bad.stderr  # the daemon refused the value: exit 1, as for orders
+        assert bad.returncode == 2 and "spread_bps" in bad.stderr  # a bad value the user typed: a usage error
 
         started = cli(home, "start", "market_making", "--param", "spread_bps=1", "--param", "quantity=0.01",
                       "--param", "refresh_seconds=0.5s", "--param", "max_position=1", "--json")
@@ -73,7 +73,7 @@ def test_live_strategy_lifecycle(tmp_path: Path) -> None:
                                                  metadata=md, timeout=5).orders)
         running = stub.ListRunning(pb.ListRunningRequest(), metadata=md, timeout=5).strategies
         assert [s.state for s in running if s.id == sid] == [pb.StrategyStatus.STATE_STOPPED]
-        assert cli(home, "stop", "999").returncode == 1, "not found is a failed request (1), not an auth error (4)"
+        assert cli(home, "stop", "999").returncode == 2, "an unknown id is a usage error (2), not an auth error (4)"
     finally:
         if daemon.proc.poll() is None:
             daemon.kill(signal.SIGTERM)

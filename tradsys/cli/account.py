@@ -5,9 +5,13 @@ from typing import Annotated
 import typer
 
 from tradsys.cli.client import Client, target
-from tradsys.cli.order import FILL_COLUMNS, FILL_RIGHT, AccountOption, SymbolOption, fill_rows, since_ns
-from tradsys.cli.output import JsonOption, console, emit_json, handle_errors, pnl, table, to_dict
+from tradsys.cli.order import FILL_COLUMNS, FILL_OPTIONAL, FILL_RIGHT, AccountOption, SymbolOption, fill_rows, since_ns
+from tradsys.cli.output import JsonOption, console, emit_json, handle_errors, pnl, rounded, table, to_dict
+from tradsys.cli.prices import steps
 from tradsys.proto import orders_pb2 as pb
+
+CENTS = "0.01"
+"""Money in tables: quote-currency amounts to the cent (`--json` keeps every digit)."""
 
 
 @handle_errors
@@ -33,7 +37,7 @@ def fills(
     elif not rows:
         console.print("no fills")
     else:
-        console.print(table(None, FILL_COLUMNS, fill_rows(rows), FILL_RIGHT))
+        console.print(table(None, FILL_COLUMNS, fill_rows(rows), FILL_RIGHT, FILL_OPTIONAL))
 
 
 @handle_errors
@@ -54,9 +58,14 @@ def positions(
     if not rows:
         console.print("no positions")
         return
+    ticks = {symbol: tick for symbol, (tick, _lot) in steps(client).items()}
     columns = ["account", "symbol", "qty", "avg price", "mark", "unrealized", "realized", "fees"]
-    console.print(table(None, columns, [
-        [p["account"], p["symbol"], p["qty"], p["avg_price"], p["mark_price"], pnl(p["unrealized_pnl"]),
-         pnl(p["realized_pnl"]), p["fees"]]
-        for p in rows
-    ], columns[2:]))
+    console.print(table(None, columns, [position_row(p, ticks.get(p["symbol"], "")) for p in rows],
+                        columns[2:], optional=["fees", "mark", "account"]))
+
+
+def position_row(p: dict[str, str], tick: str) -> list[str]:
+    """A position as a table shows it: prices to the tick, money to the cent."""
+    return [p["account"], p["symbol"], p["qty"], rounded(p["avg_price"], tick),
+            rounded(p["mark_price"], tick), pnl(rounded(p["unrealized_pnl"], CENTS)),
+            pnl(rounded(p["realized_pnl"], CENTS)), rounded(p["fees"], CENTS)]

@@ -49,13 +49,17 @@ def list_alerts(
     if as_json:
         emit_json(docs)
         return
-    console.print(table("alerts", ["started", "state", "severity", "rule", "labels", "summary", "acked"], [
-        [when(d["started_ns"]), coloured(d["state"], STATE_STYLE.get(d["state"], "")),
+    if not docs:
+        console.print("no alerts")
+        return
+    console.print(table("alerts (acknowledge one with `tradsys alerts ack ID`)",
+                        ["id", "started", "state", "severity", "rule", "labels", "summary", "acked"], [
+        [d["id"], when(d["started_ns"]), coloured(d["state"], STATE_STYLE.get(d["state"], "")),
          coloured(d["severity"], SEVERITY_STYLE.get(d["severity"], "")), d["rule"],
          " ".join(f"{k}={v}" for k, v in sorted((d.get("labels") or {}).items())), d["summary"],
          "yes" if d["acked"] else ""]
         for d in docs
-    ]))
+    ], optional=["rule", "labels", "started", "severity"]))
 
 
 @alerts_app.command("tail")

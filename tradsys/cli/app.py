@@ -7,11 +7,16 @@ backtester), so a script that runs the CLI in a loop pays for one command, not f
 
 import importlib
 import os
+import re
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer._click import exceptions as click_errors
 from typer.core import TyperGroup
+from typer.exceptions import Abort
 from typer.models import CommandInfo
 
 from tradsys.cli.client import target
@@ -58,6 +63,40 @@ class LazyGroup(TyperGroup):
                 CommandInfo(name=cmd_name, callback=obj), pretty_exceptions_short=True, rich_markup_mode=self.rich_markup_mode)
         self.commands[cmd_name] = command
         return command
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """Runs the command line; a usage error is one plain line on stderr and exit 2 (not a box
+        of help text), whichever command it comes from."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as exc:
+            code = exc.exit_code  # the help itself was printed when the error was made
+        except click_errors.ClickException as exc:
+            sys.stderr.write(usage_line(exc, argv) + "\n")
+            code = exc.exit_code
+        except Abort:
+            sys.stderr.write("Aborted!\n")
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+NEGATIVE = re.compile(r"-\d")
+
+
+def usage_line(exc: click_errors.ClickException, argv: list[str]) -> str:
+    """A parsing error as one line: what is wrong, and where the command's help is."""
+    if isinstance(exc, click_errors.NoSuchOption):
+        negative = next((a for a in argv if NEGATIVE.match(a) and a.startswith(exc.option_name)), None)
+        if negative is not None:
+            return f"usage: {negative} is negative; quantities and prices are positive numbers"
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    return f"{'usage' if isinstance(exc, click_errors.UsageError) else 'error'}: {message}{where}"
 
 
 app = typer.Typer(

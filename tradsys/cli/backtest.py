@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from tradsys.cli.complete import builtin_strategies
 from tradsys.data import DataError
 from tradsys.engine.strategy import BUILTINS, ParamError, StrategyNotFound, load_strategy, parse_assignments
 
@@ -26,7 +27,8 @@ out = Console()
 err = Console(stderr=True)
 
 DataArg = Annotated[Path, typer.Argument(help="Parquet or CSV file of bars or trades.")]
-StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Built-in name or FILE.py:ClassName.")]
+StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Built-in name or FILE.py:ClassName.",
+                                          autocompletion=builtin_strategies)]
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE (repeatable).")]
 SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Use only this symbol of the data.")]
 CapitalOpt = Annotated[float, typer.Option("--capital", help="Initial capital in the quote currency.")]
@@ -40,7 +42,7 @@ VectorOpt = Annotated[bool, typer.Option("--vectorised/--no-vectorised", help="U
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
+    err.print(f"[red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -120,7 +122,7 @@ def run(
 ) -> None:
     """Run one strategy over a data file and print its metrics.
 
-    Example: tradsys backtest run bars.parquet --strategy sma_cross --param fast=10 --param slow=30
+    Example: tradsys backtest run examples/data/btc_bars_1m.csv --strategy sma_cross --param fast=10 --param slow=30
     """
     from tradsys.backtest.report import summary_table, write_html
 
@@ -189,7 +191,7 @@ def sweep(
 ) -> None:
     """Run a parameter grid on all cores and rank the results.
 
-    Example: tradsys backtest sweep bars.parquet --strategy sma_cross --grid fast=5,10,20 --grid slow=50,100
+    Example: tradsys backtest sweep examples/data/btc_bars_1m.csv --strategy sma_cross --grid fast=5,10,20 --grid slow=50,100
     """
     try:
         cls = load_strategy(strategy)
@@ -245,12 +247,27 @@ def sweep(
 
 
 @backtest_app.command()
-def strategies(name: Annotated[str | None, typer.Argument(help="A strategy (built-in or FILE.py:Class) to describe.")] = None) -> None:
-    """List the built-in strategies and their parameters."""
+def strategies(
+    name: Annotated[str | None, typer.Argument(help="A strategy (built-in or FILE.py:Class) to describe.",
+                                               autocompletion=builtin_strategies)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the strategies and their parameters as JSON.")] = False,
+) -> None:
+    """List the built-in strategies and their parameters.
+
+    Example: tradsys backtest strategies sma_cross
+    """
     try:
         classes = {name: load_strategy(name)} if name else dict(BUILTINS)
     except StrategyNotFound as exc:
         raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps({"strategies": [
+            {"name": kind, "summary": cls.summary(), "params": [
+                {"name": pname, "type": spec.type_name, "default": spec.default_text() or None,
+                 "required": spec.required, "description": spec.description}
+                for pname, spec in cls.params.items()]}
+            for kind, cls in classes.items()]}))
+        return
     out.print(params_table(classes))
 
 

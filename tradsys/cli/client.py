@@ -31,12 +31,14 @@ UNARY_TIMEOUT = 15.0
 
 
 class CliError(Exception):
-    """A user-facing failure: `message` is printed as one line on stderr, `code` is the exit code."""
+    """A user-facing failure: `message` is printed as one line on stderr, `code` is the exit code,
+    `reason` the venue's name for a refusal (`max_notional`, ...) when it gave one."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.reason = reason
 
 
 @dataclass
@@ -241,9 +243,20 @@ def translate(exc: grpc.RpcError, host: str, port: int, had_token: bool, home: P
         return CliError(EXIT_FAILED, f"daemon unavailable: {details}")
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return CliError(EXIT_FAILED, f"not supported by this daemon: {details}")
-    if details.startswith("rejected:"):
-        return CliError(EXIT_FAILED, details)
-    return CliError(EXIT_FAILED, f"error: {details}")
+    refused, reason = details.startswith("rejected:"), _reason(exc)
+    message = details if refused else f"error: {details}"
+    if (code == grpc.StatusCode.NOT_FOUND or reason.startswith("unknown_")
+            or (code == grpc.StatusCode.INVALID_ARGUMENT and not refused)):
+        # a name the user typed that the daemon does not know (a symbol, an order, a limit, a
+        # strategy, an alert), or a value it cannot take: a usage error, as when the CLI finds it
+        return CliError(EXIT_USAGE, message, reason)
+    return CliError(EXIT_FAILED, message, reason)
+
+
+def _reason(exc: grpc.RpcError) -> str:
+    """The venue's refusal reason, from the `tradsys-reason` trailing metadata."""
+    trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    return next((str(value) for key, value in trailing or () if key == "tradsys-reason"), "")
 
 
 def _unreachable(details: str, code: grpc.StatusCode) -> bool:

@@ -17,17 +17,24 @@ from tradsys.daemon.config import ConfigError, load_config
 from tradsys.daemon.logs import setup_logging
 
 daemon_app = typer.Typer(help="Run and control the TradSys daemon.", no_args_is_help=True)
-err = Console(stderr=True)
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="State directory (default: $TRADSYS_HOME or ~/.tradsys).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
-def _config(config: Path | None, overrides: dict[str, Any]) -> Any:
+def _fail(code: int, message: str, as_json: bool) -> typer.Exit:
+    """One line on stderr (and under --json an error document on stdout); the Exit to raise."""
+    if as_json:
+        typer.echo(json.dumps({"error": {"exit_code": code, "message": message}}))
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _config(config: Path | None, overrides: dict[str, Any], as_json: bool = False) -> Any:
     try:
         return load_config(config, os.environ, {k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise _fail(2, str(exc), as_json) from None
 
 
 @daemon_app.command()
@@ -48,29 +55,34 @@ def start(
     durability: Annotated[str | None, typer.Option(help="fsync (survives power loss, default) or process (survives a killed daemon; faster).")] = None,
     feed: Annotated[list[str] | None, typer.Option("--feed", help="Paper-trade a real market: EXCHANGE:SYMBOL, "
                                                                   "e.g. binance:BTC/USDT (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="With --detach, print the started daemon as JSON; in the foreground, log JSON lines.")] = False,
 ) -> None:
     """Start the daemon: a live venue with a simulated market, gRPC on 50051, HTTP/WebSocket on 8080.
+    In the foreground (what `make run` does) until Ctrl-C, or in the background with --detach.
 
     Example: tradsys daemon start --detach
     """
     cfg = _config(config, {
         "home": home, "grpc_host": grpc_host, "grpc_port": grpc_port, "http_host": http_host, "http_port": http_port,
-        "log_format": log_format, "log_level": log_level, "simulate": simulate, "replay_data": replay_data,
-        "replay_speed": replay_speed, "sim_seed": seed, "durability": durability,
+        "log_format": log_format or ("json" if as_json else None), "log_level": log_level, "simulate": simulate,
+        "replay_data": replay_data, "replay_speed": replay_speed, "sim_seed": seed, "durability": durability,
         "feeds": feed or None,
-    })
+    }, as_json)
     running = process.read_pid(cfg.home)
     if running is not None:
-        err.print(f"[red]error:[/] the daemon is already running (pid {running['pid']}, gRPC {running['grpc']})")
-        raise typer.Exit(1)
+        raise _fail(1, f"the daemon is already running (pid {running['pid']}, gRPC {running['grpc']}): "
+                       f"`tradsys daemon status` shows it, `tradsys daemon stop` stops it", as_json)
     if detach:
-        argv = [a for a in sys.argv[3:] if a not in ("--detach", "-d")]
+        argv = [a for a in sys.argv[3:] if a not in ("--detach", "-d", "--json")]
         try:
             info = process.detach(cfg.home, argv)
         except RuntimeError as exc:
-            err.print(f"[red]error:[/] {exc}")
-            raise typer.Exit(1) from None
-        typer.echo(f"daemon started: pid {info['pid']}, gRPC {info['grpc']}, HTTP {info['http']}")
+            raise _fail(1, str(exc), as_json) from None
+        if as_json:
+            typer.echo(json.dumps({"started": True, **info}))
+        else:
+            typer.echo(f"daemon started: pid {info['pid']}, gRPC {info['grpc']}, HTTP {info['http']}")
         return
     setup_logging(cfg.log_format, cfg.log_level)
     from tradsys.daemon.app import Daemon
@@ -82,8 +94,7 @@ def start(
         daemon.start()
     except (OSError, RuleError, CorruptJournal, ExchangeFailure) as exc:
         logging.getLogger("tradsys.daemon").error("daemon.start_failed", extra={"fields": {"error": str(exc)}})
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        raise _fail(1, str(exc), as_json) from None
     process.write_pid(cfg.home, f"{cfg.grpc_host}:{daemon.grpc_port}", f"{cfg.http_host}:{daemon.http_port}",
                       cfg.tls_cert)
     try:
@@ -93,26 +104,29 @@ def start(
 
 
 @daemon_app.command()
-def stop(home: HomeOption = None) -> None:
-    """Stop the daemon gracefully (SIGTERM: stop accepting, flush, close)."""
-    cfg = _config(None, {"home": home})
+def stop(home: HomeOption = None, as_json: JsonOpt = False) -> None:
+    """Stop the daemon gracefully (SIGTERM: stop accepting, flush, close).
+
+    Example: tradsys daemon stop
+    """
+    cfg = _config(None, {"home": home}, as_json)
     info = process.read_pid(cfg.home)
     if info is None:
-        typer.echo("daemon not running")
+        typer.echo(json.dumps({"stopped": False, "running": False}) if as_json else "daemon not running")
         return
     if not process.terminate(info["pid"]):
-        err.print(f"[red]error:[/] pid {info['pid']} did not stop within 20s")
-        raise typer.Exit(1)
-    typer.echo(f"daemon stopped (pid {info['pid']})")
+        raise _fail(1, f"pid {info['pid']} did not stop within 20s", as_json)
+    typer.echo(json.dumps({"stopped": True, "running": False, "pid": info["pid"]}) if as_json
+               else f"daemon stopped (pid {info['pid']})")
 
 
 @daemon_app.command()
-def status(
-    home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
-) -> None:
-    """Is the daemon running, and is it healthy? Exit code 3 when it is not running."""
-    cfg = _config(None, {"home": home})
+def status(home: HomeOption = None, as_json: JsonOpt = False) -> None:
+    """Is the daemon running, and is it healthy? Exit code 3 when it is not running.
+
+    Example: tradsys daemon status --json
+    """
+    cfg = _config(None, {"home": home}, as_json)
     info = process.read_pid(cfg.home)
     report = process.health(info["http"], tls_cert=info.get("tls_cert")) if info is not None else None
     serving = process.grpc_health(info["grpc"], tls_cert=info.get("tls_cert")) if info is not None else None

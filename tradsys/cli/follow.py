@@ -78,7 +78,7 @@ def follow(client: Client, streams: list[tuple[Callable[[], Any], str]], emit: C
             elif kind == "lost":
                 away += 1
                 if away == 1:
-                    why = "closed the stream" if item is None else f"went away ({item.details()})"
+                    why = "closed the stream" if item is None else "stopped, or the connection to it broke"
                     err_console.print(f"the daemon on {client.host}:{client.port} {why}; reconnecting "
                                       f"(events until then are missed)", soft_wrap=True)
             elif kind == "back":

@@ -10,12 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 from tradsys.cli.client import Client
+from tradsys.cli.complete import symbols
 from tradsys.cli.output import JsonOption, coloured, console, emit_json, handle_errors, side_style, table, to_dict, when
 from tradsys.proto import marketdata_pb2 as md
 
 market_app = typer.Typer(help="Instruments and market data.", no_args_is_help=True)
 
-SymbolArgument = Annotated[str, typer.Argument(help="Instrument, e.g. BTC-USD.")]
+SymbolArgument = Annotated[str, typer.Argument(help="Instrument, e.g. BTC-USD.", autocompletion=symbols)]
 INTERVALS = ("1s", "1m", "5m", "15m", "1h", "1d")
 
 

@@ -7,6 +7,7 @@ Protobuf messages become plain dicts here: enums as short lower-case names ("buy
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
@@ -21,9 +22,18 @@ from rich.table import Table
 
 from tradsys.cli.client import EXIT_FAILED, EXIT_USAGE, CliError
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
-"""Piped output is never cut to 80 columns: a script or a log gets every id whole."""
-err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 1000)
+
+PIPED_WIDTH = 1000
+
+
+def _width(stream: Any) -> int | None:
+    """The terminal's width (or $COLUMNS); piped output is never cut to 80 columns, so a script or a
+    log gets every id whole."""
+    return None if stream.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH
+
+
+console = Console(highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 JsonOption = typer.Option("--json", help="Print JSON (one document; JSON lines for live streams).")
 
@@ -91,14 +101,30 @@ def emit_line(doc: Any) -> None:
     sys.stdout.flush()
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[str] = ()) -> Table:
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[str] = (),
+          optional: Sequence[str] = ()) -> Table:
+    """Rows under `columns` (`right` ones right-aligned). On a terminal too narrow for all of them
+    the `optional` columns are left out, in that order, until the rest fit; whatever still does not
+    fit folds onto more lines: a name or an id is never cut short."""
     aligned = set(right)
-    out = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
-    for name in columns:
-        out.add_column(name, justify="right" if name in aligned else "left", overflow="fold")
-    for row in rows:
-        out.add_row(*("" if v is None else str(v) for v in row))
-    return out
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    shown = list(columns)
+    dropped = list(optional)
+    while True:
+        keep = [columns.index(name) for name in shown]
+        out = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
+        for name in shown:
+            out.add_column(name, justify="right" if name in aligned else "left", overflow="fold")
+        for row in cells:
+            out.add_row(*(row[i] for i in keep))
+        if not dropped or console.width >= PIPED_WIDTH or fits(out):
+            return out
+        shown.remove(dropped.pop(0))
+
+
+def fits(out: Table) -> bool:
+    """Whether the table's natural width (each cell on one line) fits the terminal."""
+    return console.measure(out, options=console.options.update_width(1 << 20)).maximum <= console.width
 
 
 def fail(code: int, message: str) -> typer.Exit:
@@ -108,18 +134,39 @@ def fail(code: int, message: str) -> typer.Exit:
 
 
 def handle_errors(func: F) -> F:
-    """Turn CliError into its one line and exit code; Ctrl-C ends quietly (130)."""
+    """Turn CliError into its one line and exit code (and, under --json, a JSON document on stdout
+    too, so a script reading stdout sees why); Ctrl-C ends quietly (130)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except CliError as exc:
+            if kwargs.get("as_json"):
+                emit_json(error_doc(exc))
             raise fail(exc.code, exc.message) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def error_doc(exc: CliError) -> dict[str, Any]:
+    """A failure as `--json` prints it: {"error": {"exit_code", "reason", "message"}}."""
+    return {"error": {"exit_code": exc.code, "reason": exc.reason or None, "message": exc.message}}
+
+
+def rounded(value: str | None, step: str | None) -> str:
+    """A decimal string rounded to the precision of `step` ("0.01": cents, a tick size), as a table
+    shows it; `--json` keeps the full value. Left as it is when either is not a number."""
+    try:
+        exponent = Decimal(step or "").normalize().as_tuple().exponent
+        number = Decimal(value or "")
+    except InvalidOperation:
+        return value or ""
+    if not number.is_finite() or not isinstance(exponent, int):
+        return value or ""
+    return str(number.quantize(Decimal(1).scaleb(min(exponent, 0))))
 
 
 def decimal_text(value: str | None, name: str, positive: bool = True) -> str:

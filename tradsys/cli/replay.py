@@ -4,6 +4,7 @@ import json
 import sys
 import tomllib
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, TextIO
@@ -58,27 +59,55 @@ def _read_limits(path: Path) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def run(lines: Iterable[bytes], out: BinaryIO, err: TextIO, venue: Venue) -> int:
-    """Replay `lines` into `venue`, writing events to `out`; returns the number of bad lines."""
-    bad = 0
+SHOWN = 5
+"""Bad lines reported one by one; past this many only their count is, and a file whose first this
+many commands are all bad is not read further: it is not a command stream."""
+
+
+@dataclass
+class Summary:
+    """What a replay did, as its last line under --json."""
+
+    lines: int = 0
+    commands: int = 0
+    bad: int = 0
+    events: int = 0
+    resting: int = 0
+    stopped: bool = False
+    """True when the input was given up on: its first SHOWN commands were all bad."""
+
+
+def run(lines: Iterable[bytes], out: BinaryIO, err: TextIO, venue: Venue) -> Summary:
+    """Replay `lines` into `venue`, writing events to `out` and the first SHOWN bad lines to `err`."""
+    summary = Summary()
     chunk: list[bytes] = []
     for number, line in enumerate(lines, 1):
+        summary.lines = number
         if not line.strip():
             continue
         try:
             events = apply(venue, decode(line))
         except (ValueError, BadCommand, Rejected) as exc:
-            bad += 1
-            err.write(f"line {number}: {exc}\n")
+            summary.bad += 1
+            if summary.bad <= SHOWN:
+                err.write(f"line {number}: {exc}\n")
+            if summary.bad == SHOWN and summary.commands == 0:
+                summary.stopped = True
+                break
             continue
+        summary.commands += 1
+        summary.events += len(events)
         for event in events:
             chunk.append(encode(event_dict(venue, event)))
         if len(chunk) >= 4096:
             out.write(b"".join(chunk))
             chunk.clear()
-    chunk.extend(encode(resting) for resting in resting_dicts(venue))
+    if not summary.stopped:
+        resting = resting_dicts(venue)
+        summary.resting = len(resting)
+        chunk.extend(encode(r) for r in resting)
     out.write(b"".join(chunk))
-    return bad
+    return summary
 
 
 def replay(
@@ -87,10 +116,14 @@ def replay(
     risk: Annotated[
         Path | None, typer.Option("--risk", help="Limits file (TOML, or JSON by its .json suffix).", exists=True, dir_okay=False)
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with a summary line: {\"event\": \"summary\", \"lines\", "
+                                                       "\"commands\", \"bad\", \"events\", \"resting\", \"stopped\"}.")] = False,
 ) -> None:
-    """Run a command stream through the engine and print what happened, as JSON lines.
+    """Run a command stream through the engine and print what happened, as JSON lines. Bad lines are
+    reported on stderr (the first few, then a count): exit 1; a file that is not JSON lines of
+    commands is given up on after a few lines: exit 2.
 
-    Example: tradsys replay examples/orders.jsonl
+    Example: tradsys replay examples/orders.jsonl --json
     """
     venue = Venue(config=VenueConfig(risk=not no_risk))
     if risk is not None:
@@ -100,7 +133,7 @@ def replay(
             typer.echo(f"error: {risk}: {exc}", err=True)
             raise typer.Exit(2) from None
     if str(file) == "-":
-        bad = run(sys.stdin.buffer, sys.stdout.buffer, sys.stderr, venue)
+        summary = run(sys.stdin.buffer, sys.stdout.buffer, sys.stderr, venue)
     else:
         try:
             handle = file.open("rb")
@@ -108,7 +141,14 @@ def replay(
             typer.echo(f"error: cannot read {file}: {exc.strerror}", err=True)
             raise typer.Exit(2) from None
         with handle:
-            bad = run(handle, sys.stdout.buffer, sys.stderr, venue)
-    if bad:
-        typer.echo(f"{bad} bad line(s) skipped", err=True)
+            summary = run(handle, sys.stdout.buffer, sys.stderr, venue)
+    if as_json:
+        sys.stdout.buffer.write(encode({"event": "summary", **asdict(summary)}))
+    if summary.stopped:
+        typer.echo(f"error: {file}: its first {SHOWN} commands are all bad; is it JSON lines, one command per "
+                   f"line (see examples/orders.jsonl)?", err=True)
+        raise typer.Exit(2)
+    if summary.bad:
+        shown = f" (the first {SHOWN} shown)" if summary.bad > SHOWN else ""
+        typer.echo(f"{summary.bad} bad line(s) skipped{shown}", err=True)
         raise typer.Exit(1)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from tradsys.cli.client import Client
+from tradsys.cli.complete import symbols
 from tradsys.cli.output import JsonOption, coloured, console, emit_json, handle_errors, table, to_dict, when
 from tradsys.proto import risk_pb2 as pb
 
@@ -96,7 +97,7 @@ def _print_state(state: dict[str, Any], as_json: bool) -> None:
 @risk_app.command()
 @handle_errors
 def halt(
-    symbol: Annotated[str, typer.Argument(help="Instrument to stop.")],
+    symbol: Annotated[str, typer.Argument(help="Instrument to stop.", autocompletion=symbols)],
     reason: Annotated[str, typer.Option("--reason", help="Shown to everyone who asks why.")] = "manual",
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
@@ -112,7 +113,7 @@ def halt(
 @risk_app.command()
 @handle_errors
 def resume(
-    symbol: Annotated[str, typer.Argument(help="Instrument to resume.")],
+    symbol: Annotated[str, typer.Argument(help="Instrument to resume.", autocompletion=symbols)],
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Lift a halt (and reset a tripped circuit breaker) (admin).

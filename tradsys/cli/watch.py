@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 
 from tradsys.cli.client import EXIT_USAGE, Client, CliError, target
+from tradsys.cli.complete import symbols
 from tradsys.cli.market import INTERVALS
 from tradsys.cli.order import AccountOption
 from tradsys.cli.output import JsonOption, emit_line, handle_errors
@@ -72,7 +73,7 @@ def _next_symbol(keys: str, symbols: list[str], current: str) -> str | None:
 
 @handle_errors
 def watch(
-    symbol: Annotated[str, typer.Argument(help="Instrument to show first, e.g. BTC-USD.")],
+    symbol: Annotated[str, typer.Argument(help="Instrument to show first, e.g. BTC-USD.", autocompletion=symbols)],
     interval: Annotated[str, typer.Option("--interval", "-i", help=f"Chart bar width: {', '.join(INTERVALS)}.")] = "1s",
     account: AccountOption = None,
     as_json: Annotated[bool, JsonOption] = False,

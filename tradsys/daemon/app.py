@@ -129,6 +129,8 @@ class Daemon:
             restore=lambda: journal.recover(lambda: make_venue(config, live))[0],
         )
         self.feeds = Feeds(venue, self.hub)
+        rebuilt = self.feeds.restore(venue, self.store.history, time.time_ns())
+        log_event(log, logging.INFO, "daemon.bars_rebuilt", trades=rebuilt)
         self.rejects = RejectWindow()
         self.metrics.bind_engine(core.pending, lambda: core.last_cycle_ns, lambda: core.timings)
         core.listeners += [self.metrics.on_commit, self.feeds.on_commit, self.rejects.on_commit, _log_events]

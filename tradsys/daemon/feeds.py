@@ -12,12 +12,17 @@ from typing import Any
 from tradsys.daemon.book_feed import BookFeed
 from tradsys.daemon.hub import Hub
 from tradsys.daemon.records import fill_records, order_record, position_records, trade_record
+from tradsys.daemon.store.history import History
 from tradsys.engine import (
     EVENT_KINDS, Bar, BarAggregator, Event, OrderCancelled, OrderFilled, OrderRejected, Venue, parse_interval,
 )
 from tradsys.engine.commands import fmt
 
 INTERVALS = ("1s", "1m", "5m", "15m", "1h", "1d")
+REBUILD_NS = 2 * 3600 * 10**9
+"""How far back a restart rebuilds bars and the trade tape from the stored fills..."""
+REBUILD_FILLS = 200_000
+"""...reading at most this many (the newest; two per trade)."""
 
 
 class Feeds:
@@ -31,6 +36,24 @@ class Feeds:
         self._order_seq = 0
         self._lock = threading.Lock()
         """Guards trades and bars, which readers on other threads copy."""
+
+    def restore(self, venue: Venue, fills: History, now_ns: int) -> int:
+        """Rebuild the recent bars and trade tape from the store's fills (`History.list_fills`), so a
+        restart does not empty `GetBars`, charts and `trades`. Each trade is its taker's fill.
+        Returns how many trades were read back."""
+        rows, _more = fills.list_fills(since_ns=now_ns - REBUILD_NS, limit=REBUILD_FILLS)
+        trades = [r for r in reversed(rows) if r["liquidity"] == "taker" and r["symbol"] in venue.instruments]
+        with self._lock:
+            for row in trades:
+                symbol = row["symbol"]
+                inst = venue.instruments[symbol]
+                price, qty = inst.price_to_ticks(row["price"]), inst.qty_to_lots(row["qty"])
+                self.bars.on_trade(symbol, row["ts"], price, qty)
+                self.trades[symbol].append({
+                    "trade_id": row["trade_id"], "symbol": symbol, "price": fmt(inst.price(price)),
+                    "qty": fmt(inst.qty(qty)), "taker_side": row["side"], "ts": row["ts"],
+                })
+        return len(trades)
 
     def on_commit(self, batch: list[tuple[dict[str, Any], list[Event]]], venue: Venue) -> None:
         hub = self.hub
