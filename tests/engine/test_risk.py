@@ -396,15 +396,20 @@ def test_manual_halt_and_resume() -> None:
     assert cancels(sim.cancel("resting")) == [("resting", "user")]
 
 
-def test_a_halt_names_its_reason_in_the_message() -> None:
-    """The reason code stays `halted`; the message says why when the halt was not made by hand."""
+def test_a_halt_names_its_reason() -> None:
+    """A halt by hand refuses as `halted`, its text in the message; a stale exchange feed's halt
+    refuses with its own reason."""
     sim = Sim()
-    sim.v.halt(BTC, "exchange feed stale")
-    [refused] = sim.buy("stale", "1", "99.00")
-    assert (refused.reason, refused.message) == ("halted", f"{BTC} is halted: exchange feed stale")
+    sim.v.halt(BTC, "news at noon")
+    [refused] = sim.buy("news", "1", "99.00")
+    assert (refused.reason, refused.message) == ("halted", f"{BTC} is halted: news at noon")
     sim.v.halt(ETH)
     [refused] = sim.buy("manual", "1", "99.00", symbol=ETH)
     assert (refused.reason, refused.message) == ("halted", f"{ETH} is halted")
+    sim.v.halt(ETH, "feed_stale")
+    assert sim.v.halt_reason(ETH) == "feed_stale"
+    [refused] = sim.buy("stale", "1", "99.00", symbol=ETH)
+    assert (refused.reason, refused.message) == ("feed_stale", f"{ETH} is halted")
 
 
 def test_cancel_during_halt() -> None:

@@ -143,7 +143,7 @@ def test_a_stale_feed_refuses_orders_then_resyncs(fake: FakeBinance, live: Daemo
             try:
                 place(live, common.SIDE_BUY, "0.1", "98.00", common.TIME_IN_FORCE_IOC)
             except grpc.RpcError as exc:
-                return exc.code() == grpc.StatusCode.FAILED_PRECONDITION and "halted" in (exc.details() or "")
+                return exc.code() == grpc.StatusCode.FAILED_PRECONDITION and "feed_stale" in (exc.details() or "")
             return False
 
         eventually(refused, timeout=10)

@@ -15,8 +15,8 @@ an IOC at the worst such price for the sizes it owes.
 
 When a feed goes stale (dropped connection, book sequence gap, not yet connected) the mirror
 cancels its levels and halts the symbol with reason `feed_stale`, so new orders on it are refused
-("BTC-USDT is halted: feed_stale"); with the next fresh book it resumes and restores the levels. Like every actor it only reads the
-venue and returns commands; it never waits on the network (the feed thread does).
+with that reason; with the next fresh book it resumes and restores the levels. Like every actor it
+only reads the venue and returns commands; it never waits on the network (the feed thread does).
 """
 
 from __future__ import annotations

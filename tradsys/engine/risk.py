@@ -114,7 +114,8 @@ class RiskEngine:
             raise Rejected("kill_switch", "the kill switch is on: no new orders")
         if (venue.halted and symbol in venue.halted) or venue.breakers[symbol].halted_until > venue.now:
             why = venue.halted.get(symbol, "manual")
-            raise Rejected(venue.halt_reason(symbol) or "halted", f"{symbol} is halted" + ("" if why == "manual" else f": {why}"))
+            code = venue.halt_reason(symbol) or "halted"
+            raise Rejected(code, f"{symbol} is halted" + ("" if why in ("manual", code) else f": {why}"))
 
     def check(
         self, order: Order, acct: Account, pos: Position | None, inst: Instrument, price: int | None,

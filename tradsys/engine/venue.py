@@ -43,6 +43,9 @@ from tradsys.engine.risk import RiskEngine, check_amend_shape, check_shape
 from tradsys.engine.settlement import fee_for, fee_rate, hold, release, settle
 from tradsys.engine.stops import StopOrders
 
+HALT_CODES: Final = frozenset({"feed_stale"})
+"""Halt reasons that are refusal reasons of their own (a daemon's stale exchange feed); orders on a
+symbol halted for any other reason (by hand, with whatever text) are refused as `halted`."""
 SEEN_IDS: Final = 100_000
 """Order ids remembered for duplicate detection and `order_closed` answers: at least this many, at
 most twice as many, so that a venue that runs for months keeps a bounded memory of them. The
@@ -127,7 +130,8 @@ class Venue:
     def halt_reason(self, symbol: str) -> str | None:
         """Why new orders on `symbol` are refused right now, or None while it trades."""
         if symbol in self.halted:
-            return "halted"
+            why = self.halted[symbol]
+            return why if why in HALT_CODES else "halted"
         if self.breakers[symbol].is_open(self.now):
             return "circuit_breaker"
         return None
