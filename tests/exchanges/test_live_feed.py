@@ -130,6 +130,25 @@ def test_a_resting_paper_order_fills_when_a_trade_prints_through_it(fake: FakeBi
     eventually(lambda: normal(venue_book(live)) == exchange_book(fake), timeout=10)
 
 
+def test_exchange_trades_are_on_the_tape_and_in_the_bars(fake: FakeBinance, live: DaemonProcess) -> None:
+    stub = md_grpc.MarketDataServiceStub(live.channel())
+
+    def tape() -> list[tuple[str, Decimal, Decimal]]:
+        trades = stub.GetTrades(md.GetTradesRequest(symbol=SYMBOL, limit=1000), metadata=live.metadata(), timeout=5).trades
+        return [(t.trade_id, Decimal(t.price), Decimal(t.qty)) for t in trades]
+
+    price = max(exchange_book(fake)[0]) - Decimal("1")  # below every bid: fills no paper order
+    fake.print_trade("BTCUSDT", float(price), 0.25, buyer_is_maker=True)
+    eventually(lambda: any(p == price and q == Decimal("0.25") and tid.startswith("binance-") for tid, p, q in tape()),
+               timeout=10)
+
+    def low() -> Decimal | None:
+        bars = stub.GetBars(md.GetBarsRequest(symbol=SYMBOL, interval="1s"), metadata=live.metadata(), timeout=5).bars
+        return min((Decimal(b.low) for b in bars), default=None)
+
+    eventually(lambda: low() == price, timeout=10)
+
+
 @pytest.mark.parametrize("fault", ["drop", "gap"])
 def test_a_stale_feed_refuses_orders_then_resyncs(fake: FakeBinance, live: DaemonProcess, fault: str) -> None:
     fake.hold_snapshots = True

@@ -141,7 +141,7 @@ class Daemon:
         if live is not None:
             core.execute(core.query(live.mirror.setup_commands))
             live.mirror.ready = True
-            live.start(lambda symbol, trade: self.hub.publish(f"trades:{symbol}", trade))
+            live.start(lambda symbol, trade, price, lots: self.feeds.add_trade(venue, symbol, trade, price, lots))
             self.signal_sources.append(live.signals)
         fanout = Fanout(self.hub)
         gate = Gate(secret, on_refusal=lambda kind, detail: self.metrics.auth_refusals.labels(kind, detail).inc())

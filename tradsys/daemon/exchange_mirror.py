@@ -8,7 +8,7 @@ replaces the levels that changed (cancels first, then the new levels, so its own
 cross). A level a paper order took is restored at the next step, as the exchange still shows it:
 your paper trades do not move the real market.
 
-Exchange trades are published to the `trades:SYM` stream as they print. A print strictly through
+Exchange trades go to the feeds as they print (the tape, the bars, the `trades:SYM` stream). A print strictly through
 the price of a resting paper order fills it, at its own price and for at most the print's size
 (the backtester's `--queue through` rule): the mirror cancels its own levels in the way and sends
 an IOC at the worst such price for the sizes it owes.
@@ -39,7 +39,8 @@ DEPOSIT = Decimal("1000000000000")
 LIFTED = ("max_orders_per_second", "max_order_notional", "max_position", "daily_loss_limit", "price_band_pct")
 """Limits the mirror does not trade under: the exchange's book is what it is."""
 
-Publish = Callable[[str, dict[str, Any]], None]
+Publish = Callable[[str, dict[str, Any], int, int], None]
+"""(symbol, trade record, price in ticks, quantity in lots): an exchange trade for the feeds."""
 
 
 class _Mirrored:
@@ -169,7 +170,7 @@ class ExchangeMirror:
             self.publish(inst.symbol, {
                 "trade_id": f"{m.exchange}-{item.trade_id}", "symbol": inst.symbol, "price": fmt(inst.price(price)),
                 "qty": fmt(Decimal(repr(item.qty))), "taker_side": item.taker_side, "ts": item.ts_ns,
-            })
+            }, price, _lots(inst, item.qty))
         sell = item.taker_side == "sell"
         owed, worst = _lots(inst, item.qty), 0
         total = 0

@@ -55,6 +55,16 @@ class Feeds:
                 })
         return len(trades)
 
+    def add_trade(self, venue: Venue, symbol: str, trade: dict[str, Any], price: int, qty: int) -> None:
+        """A trade that printed elsewhere (a live exchange feed's, on the engine thread): on the tape,
+        in the bars and on `trades:SYM`, as a trade here would be."""
+        with self._lock:
+            self.trades[symbol].append(trade)
+            closed = self.bars.on_trade(symbol, trade["ts"], price, qty)
+        self.hub.publish(f"trades:{symbol}", trade)
+        for bar in closed:
+            self.hub.publish(f"bars:{bar.symbol}", self.bar_record(venue, bar, closed=True))
+
     def on_commit(self, batch: list[tuple[dict[str, Any], list[Event]]], venue: Venue) -> None:
         hub = self.hub
         touched: set[str] = set()
