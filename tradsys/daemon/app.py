@@ -130,6 +130,7 @@ class Daemon:
         )
         self.feeds = Feeds(venue, self.hub)
         rebuilt = self.feeds.restore(venue, self.store.history, time.time_ns())
+        self.strategies.recent_bars = self.feeds.closed_bars
         log_event(log, logging.INFO, "daemon.bars_rebuilt", trades=rebuilt)
         self.rejects = RejectWindow()
         self.metrics.bind_engine(core.pending, lambda: core.last_cycle_ns, lambda: core.timings)

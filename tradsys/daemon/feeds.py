@@ -55,6 +55,14 @@ class Feeds:
                 })
         return len(trades)
 
+    def closed_bars(self, symbol: str, interval_ns: int) -> list[Bar]:
+        """The closed bars kept for `symbol` at `interval_ns`, oldest first; none for an interval the
+        feeds do not aggregate."""
+        if interval_ns not in self.intervals.values():
+            return []
+        with self._lock:
+            return self.bars.history(symbol, interval_ns)
+
     def add_trade(self, venue: Venue, symbol: str, trade: dict[str, Any], price: int, qty: int) -> None:
         """A trade that printed elsewhere (a live exchange feed's, on the engine thread): on the tape,
         in the bars and on `trades:SYM`, as a trade here would be."""

@@ -30,6 +30,7 @@ import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,6 +177,9 @@ class StrategyHost:
         self._clock = clock
         self._lock = threading.Lock()
         self._venue: Venue | None = None
+        self.recent_bars: Callable[[str, int], list[Any]] = lambda symbol, interval_ns: []
+        """The daemon's closed bars of a symbol at an interval (`Feeds.closed_bars`): what a restored
+        `on_bars` strategy's history starts with."""
 
     # -- requests (any thread) ----------------------------------------------------------------
 
@@ -397,6 +401,8 @@ class StrategyHost:
                 out.append({"op": "cancel", "id": order.id, "account": inst.account})
         if inst.restored:
             _seed_ledger(ctx, venue)
+            if inst.cls.overrides("on_bars"):
+                ctx.warm = {s: self._bar_data(self.recent_bars(s, inst.bar_ns)) for s in inst.symbols}
         inst.bars = BarAggregator([inst.bar_ns], keep=0) if inst.cls.overrides("on_bar") else None
         inst.state = "running"
         inst.worker = StrategyWorker(inst.id, inst.symbols, lambda: self._build(inst, ctx), lambda: self._check_failed(inst),

@@ -17,7 +17,7 @@ from typing import Any
 
 from tradsys.engine.instrument import CASH_SCALE, Instrument
 from tradsys.engine.strategy.bars import KEEP, Bars
-from tradsys.engine.strategy.base import BookData, FillData, OrderData
+from tradsys.engine.strategy.base import BarData, BookData, FillData, OrderData
 
 BUY, SELL = "buy", "sell"
 GONE = ("order_closed", "unknown_order")
@@ -72,6 +72,9 @@ class Context:
         self._n = 0
         self._ticks = {s: (float(instruments[s].tick_size), float(instruments[s].lot_size)) for s in instruments}
         self._bars: dict[str, Bars] = {}
+        self.warm: dict[str, list[BarData]] = {}
+        """Live: bars that closed before the daemon restarted, per symbol, which open that symbol's
+        history when it is first asked for: a restarted strategy reads its recent past at once."""
 
     # -- to be provided by the host -----------------------------------------------------------
 
@@ -104,6 +107,8 @@ class Context:
             if symbol not in self.instruments:
                 raise StrategyError(f"unknown symbol {symbol!r}")
             bars = self._bars[symbol] = Bars(symbol, keep=keep)
+            for bar in self.warm.pop(symbol, ()):
+                bars.append(bar, self.to_ticks)
         bars.keep = max(bars.keep, keep)
         return bars
 
