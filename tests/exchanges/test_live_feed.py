@@ -22,6 +22,8 @@ from tradsys.proto import marketdata_pb2 as md
 from tradsys.proto import marketdata_pb2_grpc as md_grpc
 from tradsys.proto import orders_pb2 as pb
 from tradsys.proto import orders_pb2_grpc as pb_grpc
+from tradsys.proto import strategy_pb2 as st
+from tradsys.proto import strategy_pb2_grpc as st_grpc
 from tradsys.proto import ws_pb2
 
 SYMBOL = "BTC-USDT"
@@ -173,3 +175,34 @@ def test_a_stale_feed_refuses_orders_then_resyncs(fake: FakeBinance, live: Daemo
     eventually(lambda: normal(venue_book(live)) == exchange_book(fake), timeout=30)
     assert place(live, common.SIDE_BUY, "0.1", "98.00", common.TIME_IN_FORCE_IOC).order.status == common.ORDER_STATUS_CANCELLED
     eventually(lambda: alert_states(live)[-1:] == [ws_pb2.Alert.STATE_RESOLVED], timeout=10)
+
+
+PRINTS = '''
+from tradsys.engine.strategy import Strategy
+
+
+class Prints(Strategy):
+    def on_trade(self, trade):
+        with open({log!r}, "a") as out:
+            out.write(f"{{trade.symbol}} {{trade.price:.2f}} {{trade.qty}} {{trade.side}}\\n")
+'''
+
+
+def test_a_strategy_on_a_feed_symbol_sees_the_exchange_trades(fake: FakeBinance, live: DaemonProcess,
+                                                               tmp_path: Path) -> None:
+    log, code = tmp_path / "prints.log", tmp_path / "prints.py"
+    code.write_text(PRINTS.format(log=str(log)))
+    stub = st_grpc.StrategyServiceStub(live.channel())
+    sid = stub.StartStrategy(st.StartStrategyRequest(kind=f"{code}:Prints", account="prints", symbols=[SYMBOL]),
+                             metadata=live.metadata(), timeout=10).status.id
+    try:
+        price = max(exchange_book(fake)[0]) - Decimal("2")  # below every bid: fills no paper order
+        want = f"{SYMBOL} {price:.2f} 0.125 sell"
+
+        def seen() -> bool:
+            fake.print_trade("BTCUSDT", float(price), 0.125, buyer_is_maker=True)  # until the strategy is running
+            return log.exists() and want in log.read_text().splitlines()
+
+        eventually(seen, timeout=15, interval=0.2)
+    finally:
+        stub.StopStrategy(st.StopStrategyRequest(id=sid), metadata=live.metadata(), timeout=10)

@@ -142,7 +142,11 @@ class Daemon:
         if live is not None:
             core.execute(core.query(live.mirror.setup_commands))
             live.mirror.ready = True
-            live.start(lambda symbol, trade, price, lots: self.feeds.add_trade(venue, symbol, trade, price, lots))
+            def printed(symbol: str, trade: dict[str, Any], price: int, lots: int) -> None:
+                self.feeds.add_trade(venue, symbol, trade, price, lots)
+                self.strategies.on_print(venue, symbol, trade["ts"], price, lots, trade["taker_side"])
+
+            live.start(printed)
             self.signal_sources.append(live.signals)
         fanout = Fanout(self.hub)
         gate = Gate(secret, on_refusal=lambda kind, detail: self.metrics.auth_refusals.labels(kind, detail).inc())

@@ -466,7 +466,7 @@ class StrategyHost:
             return
         self._snapshot_books(venue, instances)
         events = [e for _cmd, evs in batch for e in evs]
-        trades = [e for e in events if type(e) is OrderFilled]
+        trades = [(e.symbol, e.ts, e.price, e.qty, e.taker.side.value) for e in events if type(e) is OrderFilled]
         for inst in instances:
             worker = inst.worker
             assert worker is not None
@@ -474,20 +474,35 @@ class StrategyHost:
             if own and not worker.own(own):
                 inst.overflowed = True  # the next step fails it and cancels its orders
                 continue
-            wants_trades = inst.cls.overrides("on_trade")
-            if not trades or not (wants_trades or inst.bars is not None):
+            if trades:
+                self._trades(inst, trades, venue)
+
+    def on_print(self, venue: Venue, symbol: str, ts: int, price: int, qty: int, side: str) -> None:
+        """A trade that printed elsewhere (a live exchange feed's, on the engine thread): for the
+        strategies on its symbol, as a trade here would be."""
+        with self._lock:
+            instances = [i for i in self.instances.values() if i.worker is not None and i.state == "running"
+                         and not i.overflowed and symbol in i.symbols]
+        for inst in instances:
+            self._trades(inst, [(symbol, ts, price, qty, side)], venue)
+
+    def _trades(self, inst: Instance, trades: list[tuple[str, int, int, int, str]], venue: Venue) -> None:
+        """Trades (symbol, ts, price ticks, lots, taker side) into an instance's bars and `on_trade`."""
+        worker = inst.worker
+        assert worker is not None
+        wants_trades = inst.cls.overrides("on_trade")
+        if not (wants_trades or inst.bars is not None):
+            return
+        ticks: list[TradeData] = []
+        for symbol, ts, price, qty, side in trades:
+            if symbol not in inst.symbols:
                 continue
-            ticks: list[TradeData] = []
-            for fill in trades:
-                if fill.symbol not in inst.symbols:
-                    continue
-                if inst.bars is not None:
-                    worker.market("bar", self._bar_data(inst.bars.on_trade(fill.symbol, fill.ts, fill.price, fill.qty)))
-                if wants_trades:
-                    instrument = venue.instruments[fill.symbol]
-                    ticks.append(TradeData(fill.ts, fill.symbol, fill.price * float(instrument.tick_size),
-                                           fill.qty * float(instrument.lot_size), fill.taker.side.value))
-            worker.market("trade", ticks)
+            if inst.bars is not None:
+                worker.market("bar", self._bar_data(inst.bars.on_trade(symbol, ts, price, qty)))
+            if wants_trades:
+                instrument = venue.instruments[symbol]
+                ticks.append(TradeData(ts, symbol, price * float(instrument.tick_size), qty * float(instrument.lot_size), side))
+        worker.market("trade", ticks)
 
 
 def _own_events(events: list[Event], prefix: str) -> list[Event]:
