@@ -19,7 +19,7 @@ from typing import Any, Final
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from tradsys.p2p.serialization import PENDING, Closing, Codec, codec
+from tradsys.p2p.serialization import CLOSE, PENDING, Closing, Codec, codec
 
 log = logging.getLogger("tradsys.p2p")
 
@@ -188,6 +188,17 @@ class DataConnection:
             await self.close(ConnectionClosed(f"connection to {self.peer} did not open within {timeout}s"))
             assert self.failure is not None
             raise self.failure
+
+    async def finish(self, timeout: float = 5.0) -> None:
+        """Close once the far side has what we sent: PeerJS's flushed close, a close request after the
+        data on the same channel; the far side closes when it reads it (raw cannot carry one)."""
+        if self.open and self.serialization != "raw":
+            self.send(CLOSE)
+            try:
+                await asyncio.wait_for(self.closed.wait(), timeout)
+            except TimeoutError:
+                pass
+        await self.close()
 
     async def close(self, failure: ConnectionClosed | None = None) -> None:
         """Close; `failure` says why when it never opened (kept as `failure`)."""
