@@ -124,6 +124,10 @@ class LiveContext(Context):
     def book(self, symbol: str | None = None) -> BookData:
         return self.host.books[symbol or self.symbols[0]]
 
+    def _publish(self, doc: dict[str, Any]) -> None:
+        if self.host.publish is not None:
+            self.host.publish(doc)
+
 
 @dataclass
 class Instance:
@@ -176,6 +180,8 @@ class StrategyHost:
         self._clock = clock
         self._lock = threading.Lock()
         self._venue: Venue | None = None
+        self.publish: Any = None
+        """Where strategies' signals go (the daemon's peer, `[p2p]`); None: nowhere."""
 
     # -- requests (any thread) ----------------------------------------------------------------
 
@@ -280,6 +286,15 @@ class StrategyHost:
             if str(row["id"]) not in self.instances:
                 ids.append(str(row["id"]))
         return [self.status(i) for i in ids]
+
+    def on_signal(self, doc: dict[str, Any]) -> None:
+        """A peer's trading signal (any thread): queued, as market data is, for each running instance
+        that trades its symbol."""
+        with self._lock:
+            instances = list(self.instances.values())
+        for inst in instances:
+            if inst.state == "running" and inst.worker is not None and doc.get("symbol") in inst.symbols:
+                inst.worker.market("signal", [doc])
 
     def _persist(self, inst: Instance, state: str) -> None:
         try:
