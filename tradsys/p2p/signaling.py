@@ -72,6 +72,7 @@ class Signaling:
         if self.failure is not None:
             raise self.failure
         if not self.opened.is_set():
+            await self.close()
             raise TimeoutError(f"no OPEN from {self.url} within {timeout}s")
 
     def send(self, message: dict[str, Any]) -> None:
@@ -79,7 +80,10 @@ class Signaling:
         ws = self._ws
         if ws is not None and self.opened.is_set():
             asyncio.ensure_future(self._send(ws, text))
-            return
+        else:
+            self._hold(text)
+
+    def _hold(self, text: str) -> None:
         if len(self._pending) >= MAX_PENDING:
             self._pending.popleft()
             self.dropped += 1
@@ -89,7 +93,7 @@ class Signaling:
         try:
             await ws.send(text)
         except ConnectionClosed:
-            self._pending.append(text)
+            self._hold(text)
 
     async def close(self) -> None:
         """Leave: the server forgets us when the socket closes."""
