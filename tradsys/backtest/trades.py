@@ -96,7 +96,7 @@ class TradeReplay:
         """When the next action arrives or timer is due (NEVER if none)."""
         t = self.sim.timed[0][0] if self.sim.timed else NEVER
         for runner in self.sim.runners:
-            nt = runner.ctx.next_timer_ns
+            nt = runner.ctx.timers.next_ns
             if nt is not None and nt < t and runner.state == "running":
                 t = nt
         return t
@@ -163,7 +163,7 @@ class TradeReplay:
                 if runner.state == "running":
                     runner.call("on_trade", trade)
             i += 1
-            if timed or any(r.ctx.next_timer_ns is not None for r in runners):
+            if timed or any(r.ctx.timers.next_ns is not None for r in runners):
                 t_evt = self.next_event()
             if report is not None:
                 report(i)

@@ -333,7 +333,7 @@ class StrategyHost:
                 if inst.bars is not None:
                     worker.market("bar", self._bar_data(inst.bars.advance(now_ns)))
                 ctx = inst.ctx
-                due = ctx is not None and ctx.next_timer_ns is not None and ctx.next_timer_ns <= now_ns
+                due = ctx is not None and ctx.timers.next_ns is not None and ctx.timers.next_ns <= now_ns
                 wants_book = inst.cls.overrides("on_book")
                 if due or wants_book:
                     worker.tick(wants_book)

@@ -36,6 +36,41 @@ class Timer:
     repeat: bool
 
 
+class Timers:
+    """A strategy's named timers in engine time: the next one due (`next_ns`, None without any),
+    which a host compares with its clock at every step before asking which are `due`."""
+
+    __slots__ = ("by_name", "next_ns")
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, Timer] = {}
+        self.next_ns: int | None = None
+
+    def set(self, timer: Timer) -> None:
+        self.by_name[timer.name] = timer
+        self._changed()
+
+    def cancel(self, name: str) -> None:
+        self.by_name.pop(name, None)
+        self._changed()
+
+    def due(self, now: int) -> list[str]:
+        """Names of the timers due at `now`, each re-armed or removed."""
+        due = []
+        for timer in list(self.by_name.values()):
+            if timer.next_ns <= now:
+                due.append(timer.name)
+                if timer.repeat:
+                    timer.next_ns += max(1, (now - timer.next_ns) // timer.interval_ns + 1) * timer.interval_ns
+                else:
+                    del self.by_name[timer.name]
+        self._changed()
+        return due
+
+    def _changed(self) -> None:
+        self.next_ns = min((t.next_ns for t in self.by_name.values()), default=None)
+
+
 class SymbolLedger:
     """The strategy's own position and cash in one symbol, from its own fills."""
 
@@ -62,8 +97,7 @@ class Context:
         self.orders: dict[str, OrderData] = {}
         """Every order this strategy made that is still open (or pending); closed ones leave."""
         self.ledgers = {s: SymbolLedger(instruments[s]) for s in symbols}
-        self.timers: dict[str, Timer] = {}
-        self.next_timer_ns: int | None = None
+        self.timers = Timers()
         self.logger = logger or logging.getLogger("tradsys.strategy")
         self.messages: list[tuple[int, str]] = []
         self.published: list[dict[str, Any]] = []
@@ -219,28 +253,10 @@ class Context:
         interval = int(seconds * 1e9)
         if interval <= 0:
             raise StrategyError("a timer needs a positive interval")
-        self.timers[name] = Timer(name, self.now + interval, interval, repeat)
-        self._next_timer()
+        self.timers.set(Timer(name, self.now + interval, interval, repeat))
 
     def cancel_timer(self, name: str) -> None:
-        self.timers.pop(name, None)
-        self._next_timer()
-
-    def due_timers(self, now: int) -> list[str]:
-        """Names of the timers due at `now`, each re-armed or removed (hosts call this)."""
-        due = []
-        for timer in list(self.timers.values()):
-            if timer.next_ns <= now:
-                due.append(timer.name)
-                if timer.repeat:
-                    timer.next_ns += max(1, (now - timer.next_ns) // timer.interval_ns + 1) * timer.interval_ns
-                else:
-                    del self.timers[timer.name]
-        self._next_timer()
-        return due
-
-    def _next_timer(self) -> None:
-        self.next_timer_ns = min((t.next_ns for t in self.timers.values()), default=None)
+        self.timers.cancel(name)
 
     def log(self, message: str, **fields: Any) -> None:
         text = message if not fields else f"{message} " + " ".join(f"{k}={v}" for k, v in fields.items())

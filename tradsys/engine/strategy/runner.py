@@ -104,8 +104,8 @@ class StrategyRunner:
 
     def timers(self, now: int) -> None:
         ctx = self.ctx
-        if ctx.next_timer_ns is not None and ctx.next_timer_ns <= now:
-            for name in ctx.due_timers(now):
+        if ctx.timers.next_ns is not None and ctx.timers.next_ns <= now:
+            for name in ctx.timers.due(now):
                 if not self.call("on_timer", name):
                     return
 
