@@ -1,4 +1,4 @@
-"""`tradsys backtest run|sweep|strategies`: strategies over parquet/CSV data, in this process."""
+"""`tradsys backtest run|sweep|strategies`: strategies over market data files, in this process."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ backtest_app = typer.Typer(help="Backtest strategies on historical bars or trade
 out = Console()
 err = Console(stderr=True)
 
-DataArg = Annotated[Path, typer.Argument(help="Parquet or CSV file of bars or trades.")]
+DataArg = Annotated[Path, typer.Argument(help="Bars or trades: parquet, CSV, freqtrade .feather/.json, Binance "
+                                              "public-data CSV, or a directory or glob of monthly files.")]
 StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Built-in name or FILE.py:ClassName.",
                                           autocompletion=builtin_strategies)]
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE (repeatable).")]
