@@ -68,8 +68,13 @@ class BacktestEngine:
         return self
 
     def load_data(self, source: str | Path | pl.DataFrame | pl.LazyFrame | MarketData,
-                  symbol: str | None = None) -> MarketData:
-        self.data = source if isinstance(source, MarketData) else load_market_data(source, symbol)
+                  symbol: str | None = None, timerange: str | None = None,
+                  timeframe: str | None = None) -> MarketData:
+        """`timerange` and `timeframe` as in `tradsys.data_window` (the CLI's --timerange, --timeframe)."""
+        if isinstance(source, MarketData):
+            self.data = source
+        else:
+            self.data = load_market_data(source, symbol, timerange, timeframe)
         self.frame = self.data.collect()
         return self.data
 

@@ -31,7 +31,12 @@ DataArg = Annotated[Path, typer.Argument(help="Bars or trades: parquet, CSV, fre
 StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Built-in name or FILE.py:ClassName.",
                                           autocompletion=builtin_strategies)]
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE (repeatable).")]
-SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Use only this symbol of the data.")]
+SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Use only this symbol of the data; names it when the "
+                                              "file has no symbol column (default: from a BTC_USDT-1m style name).")]
+TimerangeOpt = Annotated[str | None, typer.Option("--timerange", help="Only rows from START to END (UTC, end excluded): "
+                                                  "20240101-20240301, 20240101- or -20240301.")]
+TimeframeOpt = Annotated[str | None, typer.Option("--timeframe", help="Resample bars, or trades to bars, of this "
+                                                  "length: 1m, 5m, 1h, 1d...")]
 CapitalOpt = Annotated[float, typer.Option("--capital", help="Initial capital in the quote currency.")]
 MakerOpt = Annotated[float, typer.Option("--maker-fee-bps", help="Maker fee in basis points (negative = rebate).")]
 TakerOpt = Annotated[float, typer.Option("--taker-fee-bps", help="Taker fee in basis points.")]
@@ -48,6 +53,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 ENGINE_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "timerange": (TimerangeOpt, None),
+    "timeframe": (TimeframeOpt, None),
     "capital": (CapitalOpt, 100_000.0),
     "maker_fee_bps": (MakerOpt, 1.0),
     "taker_fee_bps": (TakerOpt, 5.0),
@@ -57,7 +64,7 @@ ENGINE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "limit": (LimitOpt, None),
     "vectorised": (VectorOpt, True),
 }
-"""The backtest engine's settings as CLI options (annotation, default), the same for run and sweep."""
+"""The data window and the backtest engine's settings as CLI options (annotation, default), the same for run and sweep."""
 
 
 def engine_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -82,8 +89,17 @@ def engine_options(command: Callable[..., None]) -> Callable[..., None]:
     return with_options
 
 
-def _options(capital: float, maker_fee_bps: float, taker_fee_bps: float, slippage_bps: float, latency_ms: float,
+def _options(timerange: str | None, timeframe: str | None, capital: float, maker_fee_bps: float, taker_fee_bps: float, slippage_bps: float, latency_ms: float,
              queue: str, limit: list[str] | None, vectorised: bool) -> dict[str, Any]:
+    from tradsys.data_window import WindowError, parse_timeframe, parse_timerange
+
+    try:
+        if timerange:
+            parse_timerange(timerange)
+        if timeframe:
+            parse_timeframe(timeframe)
+    except WindowError as exc:
+        raise _fail(str(exc)) from None
     if queue not in ("through", "touch"):
         raise _fail(f"--queue must be 'through' or 'touch', got {queue!r}")
     try:
@@ -92,7 +108,7 @@ def _options(capital: float, maker_fee_bps: float, taker_fee_bps: float, slippag
         raise _fail(f"--limit: {exc}") from None
     return {"initial_capital": capital, "maker_fee_bps": maker_fee_bps, "taker_fee_bps": taker_fee_bps,
             "slippage_bps": slippage_bps, "latency_ms": latency_ms, "queue": queue, "limits": limit_values,
-            "vectorised": vectorised}
+            "vectorised": vectorised, "window": {"timerange": timerange, "timeframe": timeframe}}
 
 
 def run_backtest(data: str, strategy: str, params: dict[str, Any], symbol: str | None, options: dict[str, Any],
@@ -100,9 +116,9 @@ def run_backtest(data: str, strategy: str, params: dict[str, Any], symbol: str |
     from tradsys.backtest import BacktestEngine
 
     capital = options["initial_capital"]
-    engine = BacktestEngine(capital, **{k: v for k, v in options.items() if k != "initial_capital"})
+    engine = BacktestEngine(capital, **{k: v for k, v in options.items() if k not in ("initial_capital", "window")})
     engine.add_strategy(strategy, params)
-    engine.load_data(data, symbol)
+    engine.load_data(data, symbol, **options.get("window", {}))
     return engine.run(progress=progress)
 
 
