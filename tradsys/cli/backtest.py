@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +38,12 @@ TimerangeOpt = Annotated[str | None, typer.Option("--timerange", help="Only rows
                                                   "20240101-20240301, 20240101- or -20240301.")]
 TimeframeOpt = Annotated[str | None, typer.Option("--timeframe", help="Resample bars, or trades to bars, of this "
                                                   "length: 1m, 5m, 1h, 1d...")]
-CapitalOpt = Annotated[float, typer.Option("--capital", help="Initial capital in the quote currency.")]
+CapitalOpt = Annotated[float, typer.Option("--capital", help="Initial capital, in the quote currency of the data's "
+                                           "symbol (USDT for BTC-USDT, BTC for ETH-BTC).")]
+TickOpt = Annotated[str | None, typer.Option("--tick-size", help="Price increment of the data's symbols (default: the "
+                                             "venue's, or read from the prices).")]
+LotOpt = Annotated[str | None, typer.Option("--lot-size", help="Quantity increment of the data's symbols (default: the "
+                                            "venue's, or read from the volumes).")]
 MakerOpt = Annotated[float, typer.Option("--maker-fee-bps", help="Maker fee in basis points (negative = rebate).")]
 TakerOpt = Annotated[float, typer.Option("--taker-fee-bps", help="Taker fee in basis points.")]
 SlipOpt = Annotated[float, typer.Option("--slippage-bps", help="Market orders fill this much worse than the reference price.")]
@@ -56,6 +62,8 @@ ENGINE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "timerange": (TimerangeOpt, None),
     "timeframe": (TimeframeOpt, None),
     "capital": (CapitalOpt, 100_000.0),
+    "tick_size": (TickOpt, None),
+    "lot_size": (LotOpt, None),
     "maker_fee_bps": (MakerOpt, 1.0),
     "taker_fee_bps": (TakerOpt, 5.0),
     "slippage_bps": (SlipOpt, 0.0),
@@ -89,7 +97,8 @@ def engine_options(command: Callable[..., None]) -> Callable[..., None]:
     return with_options
 
 
-def _options(timerange: str | None, timeframe: str | None, capital: float, maker_fee_bps: float, taker_fee_bps: float, slippage_bps: float, latency_ms: float,
+def _options(timerange: str | None, timeframe: str | None, capital: float, tick_size: str | None,
+             lot_size: str | None, maker_fee_bps: float, taker_fee_bps: float, slippage_bps: float, latency_ms: float,
              queue: str, limit: list[str] | None, vectorised: bool) -> dict[str, Any]:
     from tradsys.data_window import WindowError, parse_timeframe, parse_timerange
 
@@ -106,7 +115,13 @@ def _options(timerange: str | None, timeframe: str | None, capital: float, maker
         limit_values = {k: (None if v.lower() == "none" else v) for k, v in parse_assignments(limit).items()}
     except ParamError as exc:
         raise _fail(f"--limit: {exc}") from None
-    return {"initial_capital": capital, "maker_fee_bps": maker_fee_bps, "taker_fee_bps": taker_fee_bps,
+    for flag, value in (("--tick-size", tick_size), ("--lot-size", lot_size)):
+        try:
+            if value is not None and not Decimal(value) > 0:
+                raise ValueError
+        except (ArithmeticError, ValueError):
+            raise _fail(f"{flag} must be a positive number, got {value!r}") from None
+    return {"initial_capital": capital, "tick_size": tick_size, "lot_size": lot_size, "maker_fee_bps": maker_fee_bps, "taker_fee_bps": taker_fee_bps,
             "slippage_bps": slippage_bps, "latency_ms": latency_ms, "queue": queue, "limits": limit_values,
             "vectorised": vectorised, "window": {"timerange": timerange, "timeframe": timeframe}}
 
