@@ -3,7 +3,8 @@
 Conventions: returns are simple period returns of equity; Sharpe and Sortino use a zero risk-free
 rate and are annualised by sqrt(periods per year), the period being the equity curve's sampling
 interval; Sortino's downside deviation is sqrt(mean(min(r, 0)^2)) over all periods. CAGR uses
-calendar time between the first and last points (365-day years). Max drawdown is the largest
+calendar time between the first and last points (365-day years), and only over MIN_ANNUAL_DAYS
+or more (`span_days` says how long the curve is). Max drawdown is the largest
 fall from a running peak as a fraction of that peak; its duration is the longest time spent
 below a previous peak (until the peak is regained, or the end). A trade is a round trip: from
 flat to flat (a reversal closes one trade and opens another); its PnL includes fees.
@@ -17,6 +18,9 @@ from collections.abc import Sequence
 import polars as pl
 
 YEAR_NS = 365 * 86_400 * 10**9
+DAY_NS = 86_400 * 10**9
+MIN_ANNUAL_DAYS = 30.0
+"""CAGR needs at least this span: a few days compounded to a year give meaningless figures."""
 
 
 def returns_stats(equity: Sequence[float] | pl.Series, periods_per_year: float) -> dict[str, float | None]:
@@ -74,7 +78,7 @@ def summary(ts: Sequence[int] | pl.Series, equity: Sequence[float] | pl.Series, 
     years = span / YEAR_NS
     total = final / initial - 1.0 if initial else 0.0
     cagr = None
-    if years > 0 and final > 0 and initial > 0:
+    if years * 365 >= MIN_ANNUAL_DAYS and final > 0 and initial > 0:
         try:
             cagr = (final / initial) ** (1.0 / years) - 1.0
         except OverflowError:
@@ -85,6 +89,7 @@ def summary(ts: Sequence[int] | pl.Series, equity: Sequence[float] | pl.Series, 
         "final_equity": final,
         "total_return": total,
         "cagr": cagr,
+        "span_days": span / DAY_NS,
     }
     out.update(returns_stats(equity, YEAR_NS / period if period else 0.0))
     out.update(drawdown(ts, equity))

@@ -7,8 +7,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
+from tradsys.backtest.metrics import MIN_ANNUAL_DAYS
 from tradsys.backtest.result import BacktestResult
 
 ROWS: list[tuple[str, str, str]] = [
@@ -29,6 +31,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("initial_capital", "Initial capital", "money"),
     ("final_equity", "Final equity", "money"),
 ]
+ANNUALISED = ("sharpe", "sortino", "volatility")
 
 
 def fmt(value: Any, kind: str) -> str:
@@ -56,12 +59,24 @@ def summary_table(result: BacktestResult, title: str | None = None) -> Table:
     table = Table(title=title or f"Backtest: {names} on {info.get('data')}", show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
+    short = _short_span(result)
     for key, label, kind in ROWS:
+        if short and key in ANNUALISED:
+            label = label.replace(" (ann.)", "") + f" (ann. from {short})"
         table.add_row(label, fmt(result.metrics.get(key), kind))
     rate = info.get("rows_per_s")
-    table.caption = (f"{info.get('rows', 0):,} {info.get('kind')} in {info.get('elapsed_s', 0):.2f}s "
-                     f"({rate:,.0f}/s, {info.get('mode')})" if rate else None)
+    lines = [f"{info.get('rows', 0):,} {info.get('kind')} in {info.get('elapsed_s', 0):.2f}s "
+             f"({rate:,.0f}/s, {info.get('mode')})"] if rate else []
+    lines += [f"[yellow]warning:[/] {escape(w)}" for w in result.warnings]
+    table.caption = "\n".join(lines) or None
+    table.caption_justify = "left"
     return table
+
+
+def _short_span(result: BacktestResult) -> str | None:
+    """'3.5 d' when the run is too short for annualised figures to mean much."""
+    days = result.metrics.get("span_days")
+    return f"{days:,.1f} d" if days is not None and 0 < days < MIN_ANNUAL_DAYS else None
 
 
 def _svg_line(xs: list[float], ys: list[float], width: int, height: int, color: str, fill: bool = False) -> str:
@@ -106,11 +121,12 @@ def write_html(result: BacktestResult, path: str | Path) -> Path:
     strategies = "".join(
         f"<li>{html.escape(s['name'])} ({html.escape(s['kind'])}) {html.escape(str(s['params']))}: {html.escape(s['state'])}"
         f"{(' - ' + html.escape(s['error'])) if s['error'] else ''}</li>" for s in result.strategies)
+    warnings = "".join(f'<p class="warning">warning: {html.escape(w)}</p>' for w in result.warnings)
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>TradSys backtest</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{padding:2px 12px;border-bottom:1px solid #eee}}td:last-child{{text-align:right}}</style>
 </head><body><h1>Backtest report</h1>
 <p>{html.escape(str(info.get('data')))}: {info.get('rows', 0):,} {html.escape(str(info.get('kind')))} from {when(info.get('start'))} to {when(info.get('end'))} UTC; mode {html.escape(str(info.get('mode')))}; fill rules {html.escape(str(info.get('fill_rules')))}.</p>
-<ul>{strategies}</ul>
+<ul>{strategies}</ul>{warnings}
 <h2>Equity</h2>{equity_svg}<h2>Drawdown (%)</h2>{dd_svg}
 <h2>Metrics</h2><table>{rows}</table></body></html>"""
     path.write_text(page)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from tradsys.backtest import metrics as m
+from tradsys.backtest.explain import explain
 from tradsys.engine.instrument import CASH_SCALE
 
 if TYPE_CHECKING:
@@ -38,9 +39,12 @@ class BacktestResult:
     logs: list[tuple[str, int, str]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     """Run facts: data kind and rows, mode (vectorised/event), elapsed seconds, rows per second."""
+    warnings: list[str] = field(default_factory=list)
+    """Why the run sent no order or got no fill, refusals by reason, metrics from a short span."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metrics": _clean(self.metrics), "strategies": self.strategies, "info": _clean(self.info)}
+        return {"metrics": _clean(self.metrics), "strategies": self.strategies, "info": _clean(self.info),
+                "warnings": self.warnings}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -126,7 +130,8 @@ def build_result(sim: Simulation, data: MarketData, frame: pl.DataFrame, mode: s
         "orders_sent": sim.orders_sent, "rejections": dict(sim.rejections),
         "fill_rules": "bars: next-open / trade-through" if sim.kind == "bars" else f"trades: queue={sim.config.queue}, latency={sim.config.latency_ms}ms",
     }
-    return BacktestResult(metrics, fills, trades, equity, strategies, logs, info)
+    warnings = explain(sim, rows, len(data.symbols), metrics)
+    return BacktestResult(metrics, fills, trades, equity, strategies, logs, info, warnings)
 
 
 def _frame(rows: list[tuple], schema: dict[str, Any]) -> pl.DataFrame:

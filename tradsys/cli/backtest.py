@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -182,6 +183,8 @@ def run(
             err.print(f"wrote {', '.join(str(p) for p in written)}")
     if report is not None:
         write_html(result, report)
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if as_json:
         typer.echo(result.to_json())
     else:
@@ -198,9 +201,11 @@ def _sweep_one(job: tuple[str, str, dict[str, Any], str | None, dict[str, Any]])
     try:
         result = run_backtest(data, strategy, params, symbol, options)
         state = result.strategies[0]
-        return {"params": params, "metrics": result.to_dict()["metrics"], "state": state["state"], "error": state["error"]}
+        return {"params": params, "metrics": result.to_dict()["metrics"], "state": state["state"], "error": state["error"],
+                "warnings": result.warnings}
     except Exception as exc:
-        return {"params": params, "metrics": {}, "state": "error", "error": f"{type(exc).__name__}: {exc}"}
+        return {"params": params, "metrics": {}, "state": "error", "error": f"{type(exc).__name__}: {exc}",
+                "warnings": []}
 
 
 RANK_ASCENDING = {"max_drawdown", "max_drawdown_duration_s", "fees", "volatility"}
