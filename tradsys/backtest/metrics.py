@@ -98,27 +98,32 @@ def summary(ts: Sequence[int] | pl.Series, equity: Sequence[float] | pl.Series, 
     return out
 
 
-def round_trips(fills: Sequence[tuple[int, float, float, float]]) -> list[tuple[int, int, float, float]]:
+def round_trips(fills: Sequence[tuple[int, float, float, float]]) -> list[tuple[int, int, float, float, int, float]]:
     """Closed trades from one account's fills in one symbol: (ts, signed qty, price, fee) each;
-    returns (entry ts, exit ts, largest |position|, pnl). An open trade at the end is left out."""
-    out: list[tuple[int, int, float, float]] = []
-    pos = cash = peak = 0.0
+    returns (entry ts, exit ts, largest |position|, pnl, direction 1 long / -1 short, fees). A
+    reversal's fee is split between the trade it closes and the one it opens by quantity. An open
+    trade at the end is left out."""
+    out: list[tuple[int, int, float, float, int, float]] = []
+    pos = cash = peak = fees = 0.0
     entry = 0
     eps = 1e-12
     for ts, sq, price, fee in fills:
         if abs(pos) < eps:
-            pos, cash, peak, entry = 0.0, 0.0, 0.0, ts
+            pos, cash, peak, fees, entry = 0.0, 0.0, 0.0, 0.0, ts
         new = pos + sq
         if abs(pos) > eps and abs(new) > eps and (new > 0) != (pos > 0):
             frac = abs(pos) / abs(sq)
             cash += pos * price - fee * frac
-            out.append((entry, ts, max(peak, abs(pos)), cash))
+            out.append((entry, ts, max(peak, abs(pos)), cash, 1 if pos > 0 else -1, fees + fee * frac))
             pos, cash, peak, entry = new, -new * price - fee * (1 - frac), abs(new), ts
+            fees = fee * (1 - frac)
             continue
         cash += -sq * price - fee
+        fees += fee
+        direction = 1 if pos > 0 else -1
         pos = new
         peak = max(peak, abs(pos))
         if abs(pos) < eps:
-            out.append((entry, ts, peak, cash))
+            out.append((entry, ts, peak, cash, direction, fees))
             pos = 0.0
     return out

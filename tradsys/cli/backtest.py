@@ -150,14 +150,15 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write fills, trades, equity, summary and report.html here.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv for --out.")] = "parquet",
-    report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report (equity and drawdown charts) here.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report here: price with buys and sells, equity, drawdown, trades.")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")] = None,
 ) -> None:
     """Run one strategy over a data file and print its metrics.
 
     Example: tradsys backtest run examples/data/btc_bars_1m.csv --strategy sma_cross --param fast=10 --param slow=30
     """
-    from tradsys.backtest.report import summary_table, write_html
+    from tradsys.backtest.html_report import write_html
+    from tradsys.backtest.report import summary_table
 
     if fmt not in ("parquet", "csv"):
         raise _fail("--format must be parquet or csv")
@@ -182,7 +183,7 @@ def run(
         if not as_json:
             err.print(f"wrote {', '.join(str(p) for p in written)}")
     if report is not None:
-        write_html(result, report)
+        err.print(f"wrote {write_html(result, report)}")
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if as_json:
