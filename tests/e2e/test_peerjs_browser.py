@@ -70,12 +70,13 @@ def signaling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProces
     proc.kill(15)
 
 
-def _devtools_page(profile: Path, proc: subprocess.Popen, deadline: float) -> str:
-    """The page target's DevTools WebSocket URL, once Chromium has written its port."""
+def _devtools_page(profile: Path, proc: subprocess.Popen, deadline: float, marker: str = "page.html") -> str:
+    """The DevTools WebSocket URL of the page whose URL holds `marker`, once Chromium has written its port."""
     port_file = profile / "DevToolsActivePort"
     while True:
         if proc.poll() is not None:
-            raise AssertionError(f"chromium exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+            output = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            raise AssertionError(f"chromium exited with {proc.returncode}: {output}")
         assert time.monotonic() < deadline, "chromium did not open its DevTools port"
         if port_file.exists() and port_file.read_text().strip():
             port = port_file.read_text().split()[0]
@@ -83,7 +84,7 @@ def _devtools_page(profile: Path, proc: subprocess.Popen, deadline: float) -> st
                 targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2).read())
             except OSError:
                 targets = []
-            pages = [t for t in targets if t.get("type") == "page" and "page.html" in t.get("url", "")]
+            pages = [t for t in targets if t.get("type") == "page" and marker in t.get("url", "")]
             if pages:
                 return pages[0]["webSocketDebuggerUrl"]
         time.sleep(0.1)

@@ -9,7 +9,6 @@ import json
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.conftest import DaemonProcess
-from tests.e2e.test_peerjs_browser import CHROMIUM, FLAGS, _end_session, _evaluate
+from tests.e2e.test_peerjs_browser import CHROMIUM, FLAGS, _devtools_page, _end_session, _evaluate
 from tests.rest.conftest import Rest
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (run scripts/test-deps.sh)")
@@ -51,23 +50,6 @@ DRIVE = """
 """
 
 
-def _page(profile: Path, proc: subprocess.Popen, deadline: float) -> str:
-    port_file = profile / "DevToolsActivePort"
-    while True:
-        assert proc.poll() is None, f"chromium exited with {proc.returncode}"
-        assert time.monotonic() < deadline, "chromium did not open the page"
-        if port_file.exists() and port_file.read_text().strip():
-            port = port_file.read_text().split()[0]
-            try:
-                targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2).read())
-            except OSError:
-                targets = []
-            pages = [t for t in targets if t.get("type") == "page" and "/swagger/" in t.get("url", "")]
-            if pages:
-                return pages[0]["webSocketDebuggerUrl"]
-        time.sleep(0.1)
-
-
 def _drive(url: str, token: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tradsys-chromium-") as profile:
         proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", url], start_new_session=True,
@@ -75,7 +57,7 @@ def _drive(url: str, token: str) -> dict[str, Any]:
         try:
             deadline = time.monotonic() + 90
             seq = [0]
-            with connect(_page(Path(profile), proc, deadline), max_size=None) as ws:
+            with connect(_devtools_page(Path(profile), proc, deadline, "/swagger/"), max_size=None) as ws:
                 while not _evaluate(ws, "location.pathname == '/swagger/index.html' && !!window.ui", seq):
                     assert time.monotonic() < deadline, "the page never loaded"
                     time.sleep(0.1)
