@@ -97,7 +97,7 @@ def test_optional_columns_become_null() -> None:
 
 def test_symbol_argument_for_single_symbol_files_and_to_select() -> None:
     frame = trades(symbol=None)
-    with pytest.raises(DataError, match="no symbol column .*pass symbol="):
+    with pytest.raises(DataError, match=r"no symbol column .*pass --symbol \(symbol= in Python\)"):
         load_market_data(frame)
     md = load_market_data(frame, symbol="ETH-USD")
     assert md.symbols == ("ETH-USD",) and md.collect()["symbol"].to_list() == ["ETH-USD"] * 3
@@ -156,9 +156,15 @@ def test_nulls_and_empty_and_bad_ts_are_refused() -> None:
 def test_bad_paths(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         load_market_data(tmp_path / "missing.csv")
+    (tmp_path / "x.xlsx").write_text("{}")
+    with pytest.raises(DataError, match="unknown file type '.xlsx'"):
+        load_market_data(tmp_path / "x.xlsx")
     (tmp_path / "x.json").write_text("{}")
-    with pytest.raises(DataError, match="unknown file type '.json'"):
+    with pytest.raises(DataError, match="expected freqtrade candles"):
         load_market_data(tmp_path / "x.json")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no data files in the directory"):
+        load_market_data(tmp_path / "empty")
     with pytest.raises(DataError):
         load_market_data(42)  # type: ignore[arg-type]
 

@@ -20,7 +20,10 @@ Column names are matched case-insensitively, with aliases:
 
 A file with open, high, low and close is bars; otherwise a price column makes it trades.
 `volume`/`qty`/`side` are optional (null when absent). A single-symbol file may lack a symbol
-column if the caller passes `symbol=`; with a symbol column, `symbol=` selects that symbol.
+column: the symbol is then `symbol=` (the CLI's `--symbol`), else the one in a freqtrade or
+Binance file name (`tradsys.data_files`); with a symbol column, `symbol=` selects that symbol.
+Files in other tools' shapes (freqtrade, Binance public data, directories and globs of monthly
+files) are read by `tradsys.data_files`, each file normalised on its own, then put in time order.
 
 `ts` becomes Int64 nanoseconds since the epoch (UTC):
 - datetime / date columns: their instant (naive values are UTC);
@@ -41,6 +44,9 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
+
+from tradsys.data_files import FileError, scan_pieces, symbol_from_name
+from tradsys.data_window import WindowError, parse_timerange, parse_timeframe, resample, restrict
 
 __all__ = ["DataError", "MarketData", "load_market_data", "TS_UNIT_RULE"]
 
@@ -93,9 +99,45 @@ class MarketData:
         return BAR_PRICES if self.kind == "bars" else ("price",)
 
 
-def load_market_data(source: Source, symbol: str | None = None) -> MarketData:
-    """Scan `source` (parquet/CSV path, DataFrame or LazyFrame) and normalise it; see the module doc."""
-    name, lf = _scan(source)
+def load_market_data(source: Source, symbol: str | None = None, timerange: str | None = None,
+                     timeframe: str | None = None) -> MarketData:
+    """Scan `source` (a path: file, directory or glob, see `tradsys.data_files`; or a DataFrame or
+    LazyFrame) and normalise it; see the module doc. `timerange` and `timeframe` are
+    `tradsys.data_window`'s: rows in a time range, resampled to bars of a timeframe."""
+    try:
+        window = parse_timerange(timerange) if timerange else (None, None)
+        every = parse_timeframe(timeframe) if timeframe else None
+    except WindowError as exc:
+        raise DataError(str(exc)) from None
+    name, pieces = _scan(source)
+    if symbol is None and isinstance(source, (str, Path)):
+        symbol_default = symbol_from_name(pieces[0][0])
+    else:
+        symbol_default = None
+    parts = [_normalise(piece, lf, symbol, symbol_default) for piece, lf in pieces]
+    kind, _, cols, has_symbol = parts[0]
+    for (piece, _), part in zip(pieces, parts):
+        if part[0] != kind:
+            raise DataError(f"{name}: {pieces[0][0]} is {kind} but {piece} is {part[0]}; give files of one kind")
+    frame = parts[0][1] if len(parts) == 1 else pl.concat([p[1] for p in parts], how="vertical")
+    frame = restrict(frame, *window)
+    if every is not None:
+        frame = resample(frame, kind, every)
+        kind = "bars"
+    prices = BAR_PRICES if kind == "bars" else ("price",)
+    empty = f"no rows for symbol {symbol!r}" if has_symbol and symbol is not None else "no rows"
+    if timerange:
+        empty += f" in --timerange {timerange}"
+    stats = _check(name, frame, prices, empty)
+    if not stats["sorted"]:
+        frame = frame.sort("ts", maintain_order=True)
+    symbols = tuple(stats["symbols"])
+    return MarketData(kind, frame, symbols, name, stats["rows"], stats["start"], stats["end"], cols)
+
+
+def _normalise(name: str, lf: pl.LazyFrame, symbol: str | None,
+               symbol_default: str | None) -> tuple[Literal["bars", "trades"], pl.LazyFrame, dict[str, str], bool]:
+    """One file's columns recognised and normalised: (kind, frame, columns used, has a symbol column)."""
     try:
         schema = lf.collect_schema()
     except Exception as exc:  # polars raises several types for unreadable files
@@ -141,13 +183,15 @@ def load_market_data(source: Source, symbol: str | None = None) -> MarketData:
             raise DataError(f"{name}: bars need open, high, low, close; missing {missing} (have: {have})")
         raise DataError(f"{name}: no price column for trades (have: {have}); bars need open, high, low, close")
     sym_col = find("symbol")
-    if sym_col is None and symbol is None:
-        raise DataError(f"{name}: no symbol column (have: {have}); pass symbol= for a single-symbol file")
+    fixed = symbol if symbol is not None else symbol_default
+    if sym_col is None and fixed is None:
+        raise DataError(f"{name}: no symbol column and none in the file name (have: {have}); "
+                        "pass --symbol (symbol= in Python), e.g. --symbol BTC-USDT")
     if sym_col is not None:
         cols["symbol"] = sym_col
 
     exprs = [_ts_expr(name, ts_col, schema[ts_col]).alias("ts")]
-    exprs.append(pl.col(sym_col).cast(pl.String).alias("symbol") if sym_col else pl.lit(symbol, pl.String).alias("symbol"))
+    exprs.append(pl.col(sym_col).cast(pl.String).alias("symbol") if sym_col else pl.lit(fixed, pl.String).alias("symbol"))
     prices = BAR_PRICES if kind == "bars" else ("price",)
     for key in prices:
         exprs.append(_number(name, cols[key], schema[cols[key]]).alias(key))
@@ -162,35 +206,26 @@ def load_market_data(source: Source, symbol: str | None = None) -> MarketData:
     frame = lf.select(exprs)
     if sym_col is not None and symbol is not None:
         frame = frame.filter(pl.col("symbol") == symbol)
-
-    empty = f"no rows for symbol {symbol!r}" if sym_col is not None and symbol is not None else "no rows"
-    stats = _check(name, frame, prices, empty)
-    if not stats["sorted"]:
-        frame = frame.sort("ts", maintain_order=True)
-    symbols = tuple(stats["symbols"])
-    return MarketData(kind, frame, symbols, name, stats["rows"], stats["start"], stats["end"], cols)
+    return kind, frame, cols, sym_col is not None
 
 
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _scan(source: Source) -> tuple[str, pl.LazyFrame]:
+def _scan(source: Source) -> tuple[str, list[tuple[str, pl.LazyFrame]]]:
     if isinstance(source, pl.LazyFrame):
-        return "<lazyframe>", source
+        return "<lazyframe>", [("<lazyframe>", source)]
     if isinstance(source, pl.DataFrame):
-        return "<dataframe>", source.lazy()
+        return "<dataframe>", [("<dataframe>", source.lazy())]
     if not isinstance(source, (str, Path)):
         raise DataError(f"market data must be a path or a polars frame, got {type(source).__name__}")
-    path = Path(source)
-    name = path.name
-    if not path.exists():
-        raise DataError(f"{name}: no such file ({path})")
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return name, pl.scan_parquet(path)
-    if suffix in (".csv", ".txt", ".tsv"):
-        return name, pl.scan_csv(path, separator="\t" if suffix == ".tsv" else ",", infer_schema_length=10_000)
-    raise DataError(f"{name}: unknown file type {suffix or '(none)'!r}; expected .parquet or .csv")
+    try:
+        pieces = scan_pieces(source)
+    except FileError as exc:
+        raise DataError(str(exc)) from None
+    if len(pieces) == 1:
+        return pieces[0][0], pieces
+    return f"{Path(source).name} ({len(pieces)} files)", pieces
 
 
 def _ts_expr(name: str, col: str, dtype: pl.DataType) -> pl.Expr:

@@ -47,7 +47,9 @@ def test_trade_stats_without_losses() -> None:
 
 
 def test_round_trips_flat_to_flat_and_reversals() -> None:
-    assert round_trips([(0, 1.0, 100.0, 0.0), (1, -1.0, 110.0, 1.0)]) == [(0, 1, 1.0, 9.0)]
+    assert round_trips([(0, 1.0, 100.0, 0.0), (1, -1.0, 110.0, 1.0)]) == [(0, 1, 1.0, 9.0, 1, 1.0)]
     trips = round_trips([(0, 1.0, 100.0, 0.0), (1, -2.0, 110.0, 0.0), (2, 1.0, 105.0, 0.0)])
-    assert trips == [(0, 1, 1.0, 10.0), (1, 2, 1.0, 5.0)]
+    assert trips == [(0, 1, 1.0, 10.0, 1, 0.0), (1, 2, 1.0, 5.0, -1, 0.0)]
+    trips = round_trips([(0, -1.0, 100.0, 0.5), (1, 2.0, 90.0, 2.0), (2, -1.0, 95.0, 1.0)])
+    assert trips == [(0, 1, 1.0, 8.5, -1, 1.5), (1, 2, 1.0, 3.0, 1, 2.0)]  # the reversal's fee split by qty
     assert round_trips([(0, 1.0, 100.0, 0.0)]) == []  # still open

@@ -12,7 +12,8 @@ DEFAULT_BACKTEST_LIMITS: dict[str, Any] = {"price_band_pct": None, "breaker_move
 @dataclass
 class BacktestConfig:
     initial_capital: float = 100_000.0
-    currency: str = "USD"
+    currency: str | None = None
+    """The capital's currency; default the quote currency of the data's symbols."""
     maker_fee_bps: float = 1.0
     taker_fee_bps: float = 5.0
     slippage_bps: float = 0.0
@@ -23,6 +24,6 @@ class BacktestConfig:
     """Risk limits for the strategies' accounts, on top of DEFAULT_BACKTEST_LIMITS (venue-wide)."""
     vectorised: bool = True
     """Use a strategy's `signals` on bars when it has one."""
-    tick_size: str = "0.01"
-    lot_size: str = "0.001"
-    """For symbols that are not venue instruments already."""
+    tick_size: str | None = None
+    lot_size: str | None = None
+    """For every symbol of the data; default the venue's, or read from the data (`tradsys.backtest.instruments`)."""

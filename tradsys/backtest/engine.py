@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,13 @@ import polars as pl
 from tradsys.backtest.config import BacktestConfig
 from tradsys.backtest.context import BacktestContext
 from tradsys.backtest.event_bars import run_bars
+from tradsys.backtest.instruments import backtest_instruments, quote_currency
 from tradsys.backtest.result import BacktestResult, build_result
 from tradsys.backtest.sim import ProgressFn, Simulation
 from tradsys.backtest.trades import run_trades
 from tradsys.backtest.vectorised import run_vectorised
 from tradsys.data import MarketData, load_market_data
-from tradsys.engine import DEFAULT_INSTRUMENTS, Instrument, Venue
+from tradsys.engine import Instrument, Venue
 from tradsys.engine.strategy import Params, Strategy, StrategyRunner, load_strategy, resolve_params
 
 RunMode = Callable[[Simulation, pl.DataFrame, tuple[str, ...], ProgressFn | None], None]
@@ -68,8 +68,13 @@ class BacktestEngine:
         return self
 
     def load_data(self, source: str | Path | pl.DataFrame | pl.LazyFrame | MarketData,
-                  symbol: str | None = None) -> MarketData:
-        self.data = source if isinstance(source, MarketData) else load_market_data(source, symbol)
+                  symbol: str | None = None, timerange: str | None = None,
+                  timeframe: str | None = None) -> MarketData:
+        """`timerange` and `timeframe` as in `tradsys.data_window` (the CLI's --timerange, --timeframe)."""
+        if isinstance(source, MarketData):
+            self.data = source
+        else:
+            self.data = load_market_data(source, symbol, timerange, timeframe)
         self.frame = self.data.collect()
         return self.data
 
@@ -81,7 +86,9 @@ class BacktestEngine:
         if initial_capital is not None:
             self.config.initial_capital = initial_capital
         data = self.data
-        sim = Simulation(self.config, self._instruments(data.symbols), data.kind)
+        instruments = backtest_instruments(data, self.frame, self.config.tick_size, self.config.lot_size)
+        config = replace(self.config, currency=self.config.currency or quote_currency(instruments, data.symbols))
+        sim = Simulation(config, instruments, data.kind)
         started = time.perf_counter()
         frame = with_ticks(self.frame, data.kind, data.symbols, sim.venue.instruments)
         for i, entry in enumerate(self.entries):
@@ -105,16 +112,6 @@ class BacktestEngine:
         if self.config.vectorised and len(sim.runners) == 1 and sim.runners[0].strategy.vectorised():
             return "vectorised", run_vectorised
         return "event", run_bars
-
-    def _instruments(self, symbols: tuple[str, ...]) -> list[Instrument]:
-        known = {i.symbol: i for i in DEFAULT_INSTRUMENTS}
-        for symbol in symbols:
-            if symbol not in known:
-                base, _, quote = symbol.partition("-")
-                known[symbol] = Instrument(symbol, base, quote or self.config.currency,
-                                           Decimal(self.config.tick_size), Decimal(self.config.lot_size),
-                                           min_qty=1, max_qty=10**12)
-        return list(known.values())
 
 
 def with_ticks(frame: pl.DataFrame, kind: str, symbols: tuple[str, ...],

@@ -3,7 +3,8 @@
 Conventions: returns are simple period returns of equity; Sharpe and Sortino use a zero risk-free
 rate and are annualised by sqrt(periods per year), the period being the equity curve's sampling
 interval; Sortino's downside deviation is sqrt(mean(min(r, 0)^2)) over all periods. CAGR uses
-calendar time between the first and last points (365-day years). Max drawdown is the largest
+calendar time between the first and last points (365-day years), and only over MIN_ANNUAL_DAYS
+or more (`span_days` says how long the curve is). Max drawdown is the largest
 fall from a running peak as a fraction of that peak; its duration is the longest time spent
 below a previous peak (until the peak is regained, or the end). A trade is a round trip: from
 flat to flat (a reversal closes one trade and opens another); its PnL includes fees.
@@ -17,6 +18,9 @@ from collections.abc import Sequence
 import polars as pl
 
 YEAR_NS = 365 * 86_400 * 10**9
+DAY_NS = 86_400 * 10**9
+MIN_ANNUAL_DAYS = 30.0
+"""CAGR needs at least this span: a few days compounded to a year give meaningless figures."""
 
 
 def returns_stats(equity: Sequence[float] | pl.Series, periods_per_year: float) -> dict[str, float | None]:
@@ -74,7 +78,7 @@ def summary(ts: Sequence[int] | pl.Series, equity: Sequence[float] | pl.Series, 
     years = span / YEAR_NS
     total = final / initial - 1.0 if initial else 0.0
     cagr = None
-    if years > 0 and final > 0 and initial > 0:
+    if years * 365 >= MIN_ANNUAL_DAYS and final > 0 and initial > 0:
         try:
             cagr = (final / initial) ** (1.0 / years) - 1.0
         except OverflowError:
@@ -85,6 +89,7 @@ def summary(ts: Sequence[int] | pl.Series, equity: Sequence[float] | pl.Series, 
         "final_equity": final,
         "total_return": total,
         "cagr": cagr,
+        "span_days": span / DAY_NS,
     }
     out.update(returns_stats(equity, YEAR_NS / period if period else 0.0))
     out.update(drawdown(ts, equity))
@@ -93,27 +98,32 @@ def summary(ts: Sequence[int] | pl.Series, equity: Sequence[float] | pl.Series, 
     return out
 
 
-def round_trips(fills: Sequence[tuple[int, float, float, float]]) -> list[tuple[int, int, float, float]]:
+def round_trips(fills: Sequence[tuple[int, float, float, float]]) -> list[tuple[int, int, float, float, int, float]]:
     """Closed trades from one account's fills in one symbol: (ts, signed qty, price, fee) each;
-    returns (entry ts, exit ts, largest |position|, pnl). An open trade at the end is left out."""
-    out: list[tuple[int, int, float, float]] = []
-    pos = cash = peak = 0.0
+    returns (entry ts, exit ts, largest |position|, pnl, direction 1 long / -1 short, fees). A
+    reversal's fee is split between the trade it closes and the one it opens by quantity. An open
+    trade at the end is left out."""
+    out: list[tuple[int, int, float, float, int, float]] = []
+    pos = cash = peak = fees = 0.0
     entry = 0
     eps = 1e-12
     for ts, sq, price, fee in fills:
         if abs(pos) < eps:
-            pos, cash, peak, entry = 0.0, 0.0, 0.0, ts
+            pos, cash, peak, fees, entry = 0.0, 0.0, 0.0, 0.0, ts
         new = pos + sq
         if abs(pos) > eps and abs(new) > eps and (new > 0) != (pos > 0):
             frac = abs(pos) / abs(sq)
             cash += pos * price - fee * frac
-            out.append((entry, ts, max(peak, abs(pos)), cash))
+            out.append((entry, ts, max(peak, abs(pos)), cash, 1 if pos > 0 else -1, fees + fee * frac))
             pos, cash, peak, entry = new, -new * price - fee * (1 - frac), abs(new), ts
+            fees = fee * (1 - frac)
             continue
         cash += -sq * price - fee
+        fees += fee
+        direction = 1 if pos > 0 else -1
         pos = new
         peak = max(peak, abs(pos))
         if abs(pos) < eps:
-            out.append((entry, ts, peak, cash))
+            out.append((entry, ts, peak, cash, direction, fees))
             pos = 0.0
     return out

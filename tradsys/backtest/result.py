@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from tradsys.backtest import metrics as m
+from tradsys.backtest.explain import explain
 from tradsys.engine.instrument import CASH_SCALE
 
 if TYPE_CHECKING:
@@ -19,11 +20,13 @@ if TYPE_CHECKING:
 
 MAX_CURVE_POINTS = 20_000
 """Trade-data equity curves are sampled at a regular interval chosen to give about this many points."""
+MAX_CHART_POINTS = 2_000
+"""The report's price chart samples each symbol's prices down to about this many points."""
 FILL_COLUMNS = {"ts": pl.Int64, "strategy": pl.String, "order_id": pl.String, "symbol": pl.String, "side": pl.String,
                 "price_ticks": pl.Int64, "qty_lots": pl.Int64, "fee_units": pl.Int64, "liquidity": pl.String}
 """The tuples of `Simulation.fills`."""
 TRADE_COLUMNS = {"strategy": pl.String, "symbol": pl.String, "entry_ts": pl.Int64, "exit_ts": pl.Int64,
-                 "qty": pl.Float64, "pnl": pl.Float64}
+                 "qty": pl.Float64, "pnl": pl.Float64, "side": pl.String, "fees": pl.Float64}
 NICE_PERIODS_S = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86_400, 7 * 86_400)
 
 
@@ -38,16 +41,21 @@ class BacktestResult:
     logs: list[tuple[str, int, str]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     """Run facts: data kind and rows, mode (vectorised/event), elapsed seconds, rows per second."""
+    warnings: list[str] = field(default_factory=list)
+    """Why the run sent no order or got no fill, refusals by reason, metrics from a short span."""
+    prices: pl.DataFrame = field(default_factory=pl.DataFrame)
+    """ts, symbol, price (the close, or the trade price), sampled to about MAX_CHART_POINTS per symbol."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"metrics": _clean(self.metrics), "strategies": self.strategies, "info": _clean(self.info)}
+        return {"metrics": _clean(self.metrics), "strategies": self.strategies, "info": _clean(self.info),
+                "warnings": self.warnings}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
     def write(self, out_dir: str | Path, fmt: str = "parquet") -> list[Path]:
         """fills, trades and equity as parquet (or csv), plus summary.json and report.html."""
-        from tradsys.backtest.report import write_html
+        from tradsys.backtest.html_report import write_html
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +134,10 @@ def build_result(sim: Simulation, data: MarketData, frame: pl.DataFrame, mode: s
         "orders_sent": sim.orders_sent, "rejections": dict(sim.rejections),
         "fill_rules": "bars: next-open / trade-through" if sim.kind == "bars" else f"trades: queue={sim.config.queue}, latency={sim.config.latency_ms}ms",
     }
-    return BacktestResult(metrics, fills, trades, equity, strategies, logs, info)
+    warnings = explain(sim, rows, len(data.symbols), metrics)
+    every = max(1, rows // (MAX_CHART_POINTS * max(1, len(data.symbols))))
+    prices = timeline.filter(pl.int_range(pl.len()).over("symbol") % every == 0).rename({"mark": "price"})
+    return BacktestResult(metrics, fills, trades, equity, strategies, logs, info, warnings, prices)
 
 
 def _frame(rows: list[tuple], schema: dict[str, Any]) -> pl.DataFrame:
@@ -195,9 +206,10 @@ def _trades(fills: pl.DataFrame) -> pl.DataFrame:
     )
     for (strategy, symbol), part in signed.group_by(["strategy", "symbol"], maintain_order=True):
         seq = list(zip(*(part.get_column(c).to_list() for c in ("ts", "qty", "price", "fee"))))
-        for entry, exit_, qty, pnl in m.round_trips(seq):
-            rows.append((strategy, symbol, entry, exit_, qty, pnl))
+        for entry, exit_, qty, pnl, direction, fees in m.round_trips(seq):
+            rows.append((strategy, symbol, entry, exit_, qty, pnl, "long" if direction > 0 else "short", fees))
     return _frame(rows, TRADE_COLUMNS).with_columns(
+        ((pl.col("exit_ts") - pl.col("entry_ts")) / 1e9).alias("duration_s"),
         pl.from_epoch("entry_ts", time_unit="ns").dt.replace_time_zone("UTC").alias("entry_time"),
         pl.from_epoch("exit_ts", time_unit="ns").dt.replace_time_zone("UTC").alias("exit_time"),
     )

@@ -1,4 +1,4 @@
-"""`tradsys backtest run|sweep|strategies`: strategies over parquet/CSV data, in this process."""
+"""`tradsys backtest run|sweep|strategies`: strategies over market data files, in this process."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -26,12 +28,23 @@ backtest_app = typer.Typer(help="Backtest strategies on historical bars or trade
 out = Console()
 err = Console(stderr=True)
 
-DataArg = Annotated[Path, typer.Argument(help="Parquet or CSV file of bars or trades.")]
+DataArg = Annotated[Path, typer.Argument(help="Bars or trades: parquet, CSV, freqtrade .feather/.json, Binance "
+                                              "public-data CSV, or a directory or glob of monthly files.")]
 StrategyOpt = Annotated[str, typer.Option("--strategy", "-s", help="Built-in name or FILE.py:ClassName.",
                                           autocompletion=builtin_strategies)]
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="Strategy parameter NAME=VALUE (repeatable).")]
-SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Use only this symbol of the data.")]
-CapitalOpt = Annotated[float, typer.Option("--capital", help="Initial capital in the quote currency.")]
+SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Use only this symbol of the data; names it when the "
+                                              "file has no symbol column (default: from a BTC_USDT-1m style name).")]
+TimerangeOpt = Annotated[str | None, typer.Option("--timerange", help="Only rows from START to END (UTC, end excluded): "
+                                                  "20240101-20240301, 20240101- or -20240301.")]
+TimeframeOpt = Annotated[str | None, typer.Option("--timeframe", help="Resample bars, or trades to bars, of this "
+                                                  "length: 1m, 5m, 1h, 1d...")]
+CapitalOpt = Annotated[float, typer.Option("--capital", help="Initial capital, in the quote currency of the data's "
+                                           "symbol (USDT for BTC-USDT, BTC for ETH-BTC).")]
+TickOpt = Annotated[str | None, typer.Option("--tick-size", help="Price increment of the data's symbols (default: the "
+                                             "venue's, or read from the prices).")]
+LotOpt = Annotated[str | None, typer.Option("--lot-size", help="Quantity increment of the data's symbols (default: the "
+                                            "venue's, or read from the volumes).")]
 MakerOpt = Annotated[float, typer.Option("--maker-fee-bps", help="Maker fee in basis points (negative = rebate).")]
 TakerOpt = Annotated[float, typer.Option("--taker-fee-bps", help="Taker fee in basis points.")]
 SlipOpt = Annotated[float, typer.Option("--slippage-bps", help="Market orders fill this much worse than the reference price.")]
@@ -47,7 +60,11 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 ENGINE_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "timerange": (TimerangeOpt, None),
+    "timeframe": (TimeframeOpt, None),
     "capital": (CapitalOpt, 100_000.0),
+    "tick_size": (TickOpt, None),
+    "lot_size": (LotOpt, None),
     "maker_fee_bps": (MakerOpt, 1.0),
     "taker_fee_bps": (TakerOpt, 5.0),
     "slippage_bps": (SlipOpt, 0.0),
@@ -56,7 +73,7 @@ ENGINE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "limit": (LimitOpt, None),
     "vectorised": (VectorOpt, True),
 }
-"""The backtest engine's settings as CLI options (annotation, default), the same for run and sweep."""
+"""The data window and the backtest engine's settings as CLI options (annotation, default), the same for run and sweep."""
 
 
 def engine_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -81,17 +98,33 @@ def engine_options(command: Callable[..., None]) -> Callable[..., None]:
     return with_options
 
 
-def _options(capital: float, maker_fee_bps: float, taker_fee_bps: float, slippage_bps: float, latency_ms: float,
+def _options(timerange: str | None, timeframe: str | None, capital: float, tick_size: str | None,
+             lot_size: str | None, maker_fee_bps: float, taker_fee_bps: float, slippage_bps: float, latency_ms: float,
              queue: str, limit: list[str] | None, vectorised: bool) -> dict[str, Any]:
+    from tradsys.data_window import WindowError, parse_timeframe, parse_timerange
+
+    try:
+        if timerange:
+            parse_timerange(timerange)
+        if timeframe:
+            parse_timeframe(timeframe)
+    except WindowError as exc:
+        raise _fail(str(exc)) from None
     if queue not in ("through", "touch"):
         raise _fail(f"--queue must be 'through' or 'touch', got {queue!r}")
     try:
         limit_values = {k: (None if v.lower() == "none" else v) for k, v in parse_assignments(limit).items()}
     except ParamError as exc:
         raise _fail(f"--limit: {exc}") from None
-    return {"initial_capital": capital, "maker_fee_bps": maker_fee_bps, "taker_fee_bps": taker_fee_bps,
+    for flag, value in (("--tick-size", tick_size), ("--lot-size", lot_size)):
+        try:
+            if value is not None and not Decimal(value) > 0:
+                raise ValueError
+        except (ArithmeticError, ValueError):
+            raise _fail(f"{flag} must be a positive number, got {value!r}") from None
+    return {"initial_capital": capital, "tick_size": tick_size, "lot_size": lot_size, "maker_fee_bps": maker_fee_bps, "taker_fee_bps": taker_fee_bps,
             "slippage_bps": slippage_bps, "latency_ms": latency_ms, "queue": queue, "limits": limit_values,
-            "vectorised": vectorised}
+            "vectorised": vectorised, "window": {"timerange": timerange, "timeframe": timeframe}}
 
 
 def run_backtest(data: str, strategy: str, params: dict[str, Any], symbol: str | None, options: dict[str, Any],
@@ -99,9 +132,9 @@ def run_backtest(data: str, strategy: str, params: dict[str, Any], symbol: str |
     from tradsys.backtest import BacktestEngine
 
     capital = options["initial_capital"]
-    engine = BacktestEngine(capital, **{k: v for k, v in options.items() if k != "initial_capital"})
+    engine = BacktestEngine(capital, **{k: v for k, v in options.items() if k not in ("initial_capital", "window")})
     engine.add_strategy(strategy, params)
-    engine.load_data(data, symbol)
+    engine.load_data(data, symbol, **options.get("window", {}))
     return engine.run(progress=progress)
 
 
@@ -117,14 +150,15 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write fills, trades, equity, summary and report.html here.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv for --out.")] = "parquet",
-    report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report (equity and drawdown charts) here.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report here: price with buys and sells, equity, drawdown, trades.")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")] = None,
 ) -> None:
     """Run one strategy over a data file and print its metrics.
 
     Example: tradsys backtest run examples/data/btc_bars_1m.csv --strategy sma_cross --param fast=10 --param slow=30
     """
-    from tradsys.backtest.report import summary_table, write_html
+    from tradsys.backtest.html_report import write_html
+    from tradsys.backtest.report import summary_table
 
     if fmt not in ("parquet", "csv"):
         raise _fail("--format must be parquet or csv")
@@ -149,7 +183,9 @@ def run(
         if not as_json:
             err.print(f"wrote {', '.join(str(p) for p in written)}")
     if report is not None:
-        write_html(result, report)
+        err.print(f"wrote {write_html(result, report)}")
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if as_json:
         typer.echo(result.to_json())
     else:
@@ -166,9 +202,11 @@ def _sweep_one(job: tuple[str, str, dict[str, Any], str | None, dict[str, Any]])
     try:
         result = run_backtest(data, strategy, params, symbol, options)
         state = result.strategies[0]
-        return {"params": params, "metrics": result.to_dict()["metrics"], "state": state["state"], "error": state["error"]}
+        return {"params": params, "metrics": result.to_dict()["metrics"], "state": state["state"], "error": state["error"],
+                "warnings": result.warnings}
     except Exception as exc:
-        return {"params": params, "metrics": {}, "state": "error", "error": f"{type(exc).__name__}: {exc}"}
+        return {"params": params, "metrics": {}, "state": "error", "error": f"{type(exc).__name__}: {exc}",
+                "warnings": []}
 
 
 RANK_ASCENDING = {"max_drawdown", "max_drawdown_duration_s", "fees", "volatility"}
