@@ -160,6 +160,9 @@ def test_unknown_top_level_setting_is_an_error(tmp_path: Path) -> None:
         ("grpc = 5\n", r"grpc must be a table"),
         ('home = "/elsewhere"\n', "home cannot be set"),
         ("[grpc\n", "not valid TOML"),
+        ("[http]\nmax_connections = 0\n", r"\[http\] max_connections: expected an integer >= 1"),
+        ('[http]\nidle_seconds = "soon"\n', r"\[http\] idle_seconds: 'soon' is not a duration"),
+        ("[http]\nidle_seconds = -5\n", r"\[http\] idle_seconds: expected a positive duration"),
     ],
 )
 def test_bad_file_value_names_file_and_key(tmp_path: Path, text: str, expected: str) -> None:

@@ -85,6 +85,12 @@ def start(
             typer.echo(f"daemon started: pid {info['pid']}, gRPC {info['grpc']}, HTTP {info['http']}")
         return
     setup_logging(cfg.log_format, cfg.log_level)
+    needed = cfg.http_max_connections * 2 + 1024
+    files = process.raise_file_limit(needed)
+    if files < needed:
+        logging.getLogger("tradsys.daemon").warning("daemon.file_limit", extra={"fields": {
+            "open_files": files, "needed": needed,
+            "advice": "raise the hard limit (ulimit -Hn) or lower [http] max_connections"}})
     from tradsys.daemon.app import Daemon
     from tradsys.daemon.store import CorruptJournal
     from tradsys.exchanges import ExchangeFailure

@@ -34,6 +34,7 @@ from tradsys.daemon.market_config import SimConfig
 from tradsys.daemon.market_prices import DataFeed
 from tradsys.daemon.metrics import Metrics
 from tradsys.daemon.peerjs import PeerServer
+from tradsys.daemon.rest import Gateway
 from tradsys.daemon.rest import mount as mount_rest
 from tradsys.daemon.rpc.alerts import AlertService
 from tradsys.daemon.rpc.gate import Gate
@@ -161,7 +162,10 @@ class Daemon:
         for where in insecure_binds(config):
             log_event(log, logging.WARNING, "daemon.insecure_bind", listen=where,
                       advice="tokens and orders cross the network in clear text: set [tls] cert and key")
-        self.http = HttpServer(config.http_host, config.http_port, config.max_message_bytes, ssl=tls)
+        self.http = HttpServer(config.http_host, config.http_port, config.max_message_bytes, ssl=tls,
+                               max_connections=config.http_max_connections, idle_seconds=config.http_idle_seconds,
+                               on_refused=self.metrics.http_refused.inc)
+        self.metrics.bind_http(lambda: self.http.open)
         self.http.routes["/health"] = self._health
         self.http.routes["/metrics"] = self._metrics
         self.ws = WsServer(core, self.feeds, self.hub, self.store.history, secret, self.metrics,
@@ -170,7 +174,8 @@ class Daemon:
         self.http.sessions["/ws/v2"] = self.ws.proto_session
         self.peerjs = PeerServer.from_config(config.raw.get("peerjs", {}), secret, self.metrics)
         self.peerjs.mount(self.http)
-        self.rest = mount_rest(self.http, servicers)
+        self.rest = mount_rest(self.http, Gateway(servicers, config.rest_workers, config.rest_max_inflight,
+                                                  self.metrics.rest_call))
         try:
             self.grpc = GrpcServer(config.grpc_host, config.grpc_port, servicers, self.metrics,
                                    config.max_message_bytes, credentials, max_streams=config.max_streams)

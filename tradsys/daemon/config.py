@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tradsys.daemon.logs import LEVELS, redact
+from tradsys.durations import parse_seconds
 from tradsys.engine import SelfTradePrevention
 from tradsys.home import resolve_home
 
@@ -57,6 +58,15 @@ class Config:
     grpc_port: int = 50051
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    http_max_connections: int = 2000
+    """Connections open on the HTTP port at once (plain HTTP, REST and WebSocket together); the next
+    is answered 503 and closed. Each holds a file descriptor and some memory until it closes."""
+    http_idle_seconds: float = 60.0
+    """A plain HTTP connection with no request under way is closed after this long."""
+    rest_workers: int = 8
+    """Threads serving REST calls (they may wait on the engine or the store)."""
+    rest_max_inflight: int = 256
+    """REST calls being served at once; the next is refused with 429."""
     log_format: str = "text"
     log_level: str = "info"
     db_path: Path = Path("tradsys.db")
@@ -186,6 +196,14 @@ def _rate(value: object, base: Path) -> float:
     return _number(value, zero=True)
 
 
+def _seconds(value: object, base: Path) -> float:
+    """A positive duration: 90, "90s", "1.5m" (a bare number is seconds)."""
+    seconds = parse_seconds(value, bare=True)
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"expected a positive duration, got {value!r}")
+    return seconds
+
+
 def _decimal(value: object, base: Path) -> Decimal:
     """Money and fees are exact: floats are refused, as in the engine."""
     if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
@@ -259,6 +277,10 @@ _CONVERTERS: dict[str, Converter] = {
     "grpc_port": _port,
     "http_host": _text,
     "http_port": _port,
+    "http_max_connections": _positive_int,
+    "http_idle_seconds": _seconds,
+    "rest_workers": _positive_int,
+    "rest_max_inflight": _positive_int,
     "log_format": _choice("text", "json"),
     "log_level": _choice(*LEVELS),
     "db_path": _path,
@@ -286,7 +308,9 @@ _CONVERTERS: dict[str, Converter] = {
 _TABLES: dict[str, dict[str, str]] = {
     "grpc": {"host": "grpc_host", "port": "grpc_port", "max_message_bytes": "max_message_bytes",
              "max_streams": "max_streams"},
-    "http": {"host": "http_host", "port": "http_port"},
+    "http": {"host": "http_host", "port": "http_port", "max_connections": "http_max_connections",
+             "idle_seconds": "http_idle_seconds", "rest_workers": "rest_workers",
+             "rest_max_inflight": "rest_max_inflight"},
     "log": {"format": "log_format", "level": "log_level"},
     "db": {"path": "db_path", "snapshot_every": "snapshot_every", "durability": "durability"},
     "engine": {"max_queued": "max_queued"},

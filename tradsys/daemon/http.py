@@ -32,9 +32,6 @@ body in; status, content type and body out. Awaited on the loop: anything slow g
 Session = Callable[[ServerConnection], Awaitable[None]]
 MAX_HEAD = 16 * 1024
 """Bytes of a request line and headers; a larger head is refused (431)."""
-IDLE_SECONDS = 60.0
-"""A plain HTTP connection with no request under way is closed after this long: an idle keep-alive
-or a client that never finishes its head holds nothing for ever."""
 DRAIN_SECONDS = 2.0
 """How long the rest of a refused request is read and dropped before the connection closes."""
 CORS = [("Access-Control-Allow-Origin", "*")]
@@ -55,12 +52,25 @@ def _text(status: int, text: str) -> tuple[int, str, bytes]:
     return status, "text/plain; charset=utf-8", text.encode()
 
 
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+        b"Retry-After: 1\r\nConnection: close\r\nServer: tradsys\r\n\r\n%s")
+
+
 class HttpServer:
-    def __init__(self, host: str, port: int, max_message_bytes: int, ssl: Any = None) -> None:
+    def __init__(self, host: str, port: int, max_message_bytes: int, ssl: Any = None, max_connections: int = 2000,
+                 idle_seconds: float = 60.0, on_refused: Callable[[], None] = lambda: None) -> None:
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
         """Also the bound of a request body: the same bound as one gRPC or WebSocket message."""
+        self.max_connections = max_connections
+        """Connections open at once, of every kind; the next is answered 503 and closed."""
+        self.idle_seconds = idle_seconds
+        """A plain HTTP connection with no request under way is closed after this long: an idle keep-alive
+        or a client that never finishes its head holds nothing for ever."""
+        self.on_refused = on_refused
+        self.open = 0
+        """Connections open now, refused ones still draining included; changed on the loop only."""
         self.ssl = ssl
         self.routes: dict[str, Route] = {}
         self.patterns: list[tuple[re.Pattern[str], Route]] = []
@@ -175,9 +185,16 @@ class _Connection(ServerConnection):
         super().__init__(*args, **kwargs)
         self.owner = owner
         self.plain: _Http1 | None = None
+        self.busy: _Busy | None = None
+        """Set on a connection past `max_connections`: it is answered 503 and never read."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.plain = _Http1(self.owner, transport, self._upgrade)  # type: ignore[arg-type]
+        owner = self.owner
+        owner.open += 1
+        if owner.open > owner.max_connections:
+            self.busy = _Busy(owner, transport)  # type: ignore[arg-type]
+            return
+        self.plain = _Http1(owner, transport, self._upgrade)  # type: ignore[arg-type]
 
     def _upgrade(self, received: bytes) -> None:
         transport, self.plain = self.plain.transport, None
@@ -187,28 +204,70 @@ class _Connection(ServerConnection):
     def data_received(self, data: bytes) -> None:
         if self.plain is not None:
             self.plain.data_received(data)
+        elif self.busy is not None:
+            self.busy.data_received(data)
         else:
             super().data_received(data)
 
     def eof_received(self) -> None:
         if self.plain is not None:
             self.plain.transport.close()
+        elif self.busy is not None:
+            self.busy.transport.close()
         else:
             super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.open -= 1
         if self.plain is not None:
             self.plain.connection_lost()
+        elif self.busy is not None:
+            self.busy.connection_lost()
         else:
             super().connection_lost(exc)
 
     def pause_writing(self) -> None:
-        if self.plain is None:
+        if self.plain is None and self.busy is None:
             super().pause_writing()
 
     def resume_writing(self) -> None:
-        if self.plain is None:
+        if self.plain is None and self.busy is None:
             super().resume_writing()
+
+
+class _Busy:
+    """A connection past `max_connections`: its request head is read (so that the client, which writes
+    first, sees the answer as the answer to it), answered 503, and what follows dropped until the client
+    closes or `DRAIN_SECONDS` pass since it connected (closing on unread bytes would reset the connection
+    and lose the answer). When as many are open past the limit as the limit itself, the next is closed
+    without an answer."""
+
+    def __init__(self, owner: HttpServer, transport: asyncio.Transport) -> None:
+        owner.on_refused()
+        self.owner = owner
+        self.transport = transport
+        self.head: bytearray | None = bytearray()
+        """Bytes until the end of the request head, then None once answered."""
+        self.timer: asyncio.TimerHandle | None = None
+        if owner.open > 2 * owner.max_connections:
+            transport.abort()
+            return
+        self.timer = owner.loop.call_later(DRAIN_SECONDS, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self.head is None:
+            return
+        self.head += data
+        if b"\r\n\r\n" in self.head or len(self.head) > MAX_HEAD:
+            self.head = None
+            message = f"{self.owner.max_connections} connections are open, the daemon's limit ([http] max_connections)\n"
+            self.transport.write(BUSY % (len(message), message.encode()))
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+
+    def connection_lost(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 class _Http1:
@@ -234,7 +293,7 @@ class _Http1:
     def _idle(self) -> None:
         if self.idle is not None:
             self.idle.cancel()
-        self.idle = self.owner.loop.call_later(IDLE_SECONDS, self.transport.close)
+        self.idle = self.owner.loop.call_later(self.owner.idle_seconds, self.transport.close)
 
     def data_received(self, data: bytes) -> None:
         if self.discarding:

@@ -47,6 +47,10 @@ class Metrics:
                                      ["method"], buckets=LATENCY_BUCKETS, registry=r)
         self.grpc_requests = Counter("tradsys_grpc_requests", "gRPC calls by method and status code.",
                                      ["method", "code"], registry=r)
+        self.rest_requests = Counter("tradsys_rest_requests", "REST calls by method and HTTP status.",
+                                     ["method", "status"], registry=r)
+        self.http_refused = Counter("tradsys_http_refused_connections",
+                                    "Connections to the HTTP port refused past [http] max_connections.", registry=r)
         self.auth_refusals = Counter("tradsys_auth_refusals", "Refused credentials or permissions.", ["kind", "detail"],
                                      registry=r)
         self.best_bid = Gauge("tradsys_book_best_bid", "Best bid price.", ["symbol"], registry=r)
@@ -183,6 +187,13 @@ class Metrics:
               registry=self.registry).set_function(pending)
         Gauge("tradsys_engine_last_cycle_timestamp_seconds", "When the engine thread last finished a cycle.",
               registry=self.registry).set_function(lambda: last_cycle_ns() / 1e9)
+
+    def bind_http(self, open_connections: Callable[[], int]) -> None:
+        Gauge("tradsys_http_connections", "Connections open on the HTTP port (plain HTTP, REST and WebSocket).",
+              registry=self.registry).set_function(open_connections)
+
+    def rest_call(self, method: str, status: int) -> None:
+        self._child(self.rest_requests, (method, str(status))).inc()
 
     def observe_ack(self, method: str, seconds: float) -> None:
         self.ack_seconds.labels(method).observe(seconds)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import resource
 import signal
 import ssl
 import subprocess
@@ -14,6 +15,17 @@ from typing import Any
 
 PID_FILE = "daemon.pid"
 LOG_FILE = "logs/daemon.log"
+
+
+def raise_file_limit(needed: int) -> int:
+    """Raise the soft limit on open files towards `needed` (up to the hard limit) and return it: every
+    connection the daemon allows holds one, and running out would refuse the store's files too."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
 
 
 def write_pid(home: Path, grpc: str, http: str, tls_cert: Path | None = None) -> None:

@@ -1,8 +1,6 @@
 """REST on the HTTP port: `/api/v1/...` for every unary gRPC method (`routes`), answered by the same
 servicers (`gateway`), described by a generated OpenAPI document (`openapi`) and Swagger UI (`swagger`)."""
 
-from typing import Any
-
 import orjson
 
 from tradsys.daemon.http import HttpServer
@@ -14,9 +12,8 @@ from tradsys.daemon.rest.swagger import routes as swagger_routes
 __all__ = ["Gateway", "PREFIX", "ROUTES", "Route", "document", "mount"]
 
 
-def mount(http: HttpServer, servicers: dict[str, Any], version: str = "1") -> Gateway:
+def mount(http: HttpServer, gateway: Gateway, version: str = "1") -> Gateway:
     """Serve the API, its document and its UI on `http`; the caller closes the gateway after the server."""
-    gateway = Gateway(servicers)
     spec = orjson.dumps(document(version))
     http.mounts[PREFIX + "/"] = gateway.handle
     http.routes["/api/openapi.json"] = lambda _request: (200, "application/json", spec)

@@ -10,6 +10,7 @@ refused with RESOURCE_EXHAUSTED (429) instead of queued without bound.
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -60,13 +61,16 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 
 class Gateway:
-    def __init__(self, servicers: dict[str, Any], workers: int = 8, max_inflight: int = 256) -> None:
+    def __init__(self, servicers: dict[str, Any], workers: int = 8, max_inflight: int = 256,
+                 counted: Callable[[str, int], None] = lambda method, status: None) -> None:
         self.bound = [
             Bound(r, _pattern(r.template), GetMessageClass(r.descriptor.input_type),
                   getattr(servicers[r.service], r.method))
             for r in ROUTES
         ]
         self.max_inflight = max_inflight
+        self.counted = counted
+        """Told each routed call's method and HTTP status (the daemon's metrics)."""
         self.inflight = 0
         """Calls being served now; read and changed on the HTTP loop only."""
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tradsys-rest")
@@ -92,14 +96,18 @@ class Gateway:
                                             "details": []})
         bound, fields = found
         if self.inflight >= self.max_inflight:
-            return _error(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                          f"{self.inflight} REST calls are being served, the daemon's limit; retry later")
-        self.inflight += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._call, bound, fields, query, authorization, body)
-        finally:
-            self.inflight -= 1
+            answer = _error(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            f"{self.inflight} REST calls are being served, the daemon's limit "
+                            "([http] rest_max_inflight); retry later")
+        else:
+            self.inflight += 1
+            try:
+                answer = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, self._call, bound, fields, query, authorization, body)
+            finally:
+                self.inflight -= 1
+        self.counted(bound.route.method, answer[0])
+        return answer
 
     def _call(self, bound: Bound, fields: dict[str, str], query: str, authorization: str | None, body: bytes) -> Answer:
         context = RestContext(authorization)
