@@ -44,7 +44,7 @@ class FakeMarket:
 class FakeBinance:
     """Binance spot, small: markets, 1m klines from `listed_ms` to `now_ms`, a book, a trade tape."""
 
-    def __init__(self, listed_ms: int, now_ms: int, page_limit: int = 1000) -> None:
+    def __init__(self, listed_ms: int, now_ms: int, page_limit: int = 1000, port: int = 0) -> None:
         self.listed_ms = listed_ms
         self.now_ms = now_ms
         self.page_limit = page_limit
@@ -57,7 +57,8 @@ class FakeBinance:
         self._sockets: list[tuple[web.WebSocketResponse, set[str]]] = []
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
-        self.port = 0
+        self.port = port
+        """0 picks a free port; a port of a stopped fake brings "the exchange" back where it was."""
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-binance", daemon=True)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ class FakeBinance:
         app.router.add_get("/stream/ws/{n}", self._websocket)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 

@@ -1,7 +1,8 @@
 """Live exchange feeds in the daemon: their instruments, feed threads, mirror actor and alert.
 
 `LiveMarkets.from_config` reads `--feed`/`[feeds]`, asks each exchange for its markets (tick and
-lot of every feed symbol: a start-up that cannot reach the exchange fails with that reason) and
+lot of every feed symbol; an exchange it cannot reach is answered from the home's `market_cache`,
+and a start-up with nothing cached fails with that reason) and
 builds one `ExchangeFeed` thread per exchange and the `ExchangeMirror` actor. The daemon adds the
 instruments to its venue, the mirror to its actors, and `signals`/`RULE` to its alerts.
 """
@@ -14,6 +15,7 @@ from tradsys.daemon.alerts import Rule
 from tradsys.daemon.config import Config
 from tradsys.daemon.exchange_mirror import ExchangeMirror, Publish
 from tradsys.engine.instrument import Instrument
+from tradsys.exchanges import market_cache
 from tradsys.exchanges.feed_config import FeedSettings, feed_settings, load_instruments
 from tradsys.exchanges.live_feed import ExchangeFeed
 
@@ -43,7 +45,7 @@ class LiveMarkets:
         settings = feed_settings(config.raw.get("feeds"), config.feeds)
         if not settings.symbols:
             return None
-        return cls(settings, load_instruments(settings))
+        return cls(settings, load_instruments(settings, config.home / market_cache.FILE))
 
     @property
     def quotes(self) -> list[str]:

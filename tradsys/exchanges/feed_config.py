@@ -15,14 +15,19 @@ ws_url = "wss://stream.testnet.binance.vision"
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from tradsys.engine.instrument import Instrument
+from tradsys.exchanges import market_cache
 from tradsys.exchanges.errors import ExchangeFailure
 from tradsys.exchanges.symbols import ccxt_symbol, tradsys_symbol
+
+log = logging.getLogger("tradsys.exchanges")
 
 SETTINGS = ("symbols", "depth", "max_trades")
 ENDPOINTS = ("api_url", "ws_url")
@@ -69,16 +74,35 @@ def feed_settings(raw: Mapping[str, Any] | None, flags: tuple[str, ...] = ()) ->
     return FeedSettings(symbols, numbers["depth"], numbers["max_trades"], endpoints)
 
 
-def load_instruments(settings: FeedSettings) -> dict[str, Instrument]:
-    """Each feed symbol as an instrument, its tick and lot from the exchange's market info (REST)."""
+def load_instruments(settings: FeedSettings, cache: Path | None = None) -> dict[str, Instrument]:
+    """Each feed symbol as an instrument, its tick and lot from the exchange's market info (REST).
+
+    With `cache` (a `market_cache` file), what the exchanges answer is kept there, and an exchange that
+    cannot be reached (or fails) is answered from it, logged; a refusal (unknown symbol) is never."""
     from tradsys.exchanges.connect import load_market, make_exchange
 
     out: dict[str, Instrument] = {}
+    fresh: dict[str, Instrument] = {}
     for exchange_id, symbols in settings.symbols.items():
         urls = settings.endpoints.get(exchange_id, {})
-        exchange = make_exchange(exchange_id, api_url=urls.get("api_url"), ws_url=urls.get("ws_url"))
-        for unified, symbol in symbols.items():
-            out[symbol] = instrument(symbol, load_market(exchange, unified))
+        try:
+            exchange = make_exchange(exchange_id, api_url=urls.get("api_url"), ws_url=urls.get("ws_url"))
+            for unified, symbol in symbols.items():
+                fresh[symbol] = out[symbol] = instrument(symbol, load_market(exchange, unified))
+        except ExchangeFailure as exc:
+            if cache is None or exc.kind == "refused":
+                raise
+            cached = market_cache.load(cache)
+            missing = [symbol for symbol in symbols.values() if symbol not in cached]
+            if missing:
+                raise ExchangeFailure(exc.kind, f"{exc.message} (and {cache} holds no instrument for "
+                                                f"{', '.join(missing)} from an earlier start)") from exc
+            log.warning("feeds.markets_from_cache", extra={"fields": {
+                "exchange": exchange_id, "error": exc.message, "cache": str(cache),
+                "symbols": ", ".join(symbols.values())}})
+            out.update({symbol: cached[symbol] for symbol in symbols.values()})
+    if cache is not None and fresh:
+        market_cache.save(cache, fresh)
     return out
 
 
