@@ -86,6 +86,15 @@ def place(daemon: DaemonProcess, side: int, qty: str, price: str, tif: int = com
                            metadata=daemon.metadata(), timeout=5)
 
 
+def refused_as_stale(daemon: DaemonProcess) -> bool:
+    """Whether a small IOC buy is refused because the symbol's feed is stale."""
+    try:
+        place(daemon, common.SIDE_BUY, "0.1", "98.00", common.TIME_IN_FORCE_IOC)
+    except grpc.RpcError as exc:
+        return exc.code() == grpc.StatusCode.FAILED_PRECONDITION and "feed_stale" in (exc.details() or "")
+    return False
+
+
 def alert_states(daemon: DaemonProcess) -> list[int]:
     stub = al_grpc.AlertServiceStub(daemon.channel())
     alerts = stub.ListAlerts(al.ListAlertsRequest(), metadata=daemon.metadata(), timeout=5).alerts
@@ -159,15 +168,7 @@ def test_a_stale_feed_refuses_orders_then_resyncs(fake: FakeBinance, live: Daemo
             fake.drop_connections()
         else:
             fake.set_levels("BTCUSDT", {99.5: 7.0}, {}, skip=True)
-
-        def refused() -> bool:
-            try:
-                place(live, common.SIDE_BUY, "0.1", "98.00", common.TIME_IN_FORCE_IOC)
-            except grpc.RpcError as exc:
-                return exc.code() == grpc.StatusCode.FAILED_PRECONDITION and "feed_stale" in (exc.details() or "")
-            return False
-
-        eventually(refused, timeout=10)
+        eventually(lambda: refused_as_stale(live), timeout=10)
         assert venue_book(live) == ({}, {})
         eventually(lambda: ws_pb2.Alert.STATE_FIRING in alert_states(live), timeout=10)
     finally:

@@ -9,12 +9,11 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import grpc
-
 from tests.conftest import eventually, free_port, start_daemon
 from tests.exchanges.conftest import LISTED_MS
 from tests.exchanges.fake_binance import MINUTE_MS, FakeBinance
-from tests.exchanges.test_live_feed import ASKS, BIDS, SYMBOL, exchange_book, normal, place, venue_book
+from tests.exchanges.test_live_feed import (ASKS, BIDS, SYMBOL, exchange_book, normal, place, refused_as_stale,
+                                             venue_book)
 from tradsys.engine.instrument import Instrument
 from tradsys.exchanges import market_cache
 from tradsys.proto import common_pb2 as common
@@ -77,15 +76,7 @@ def test_a_restart_during_an_outage_starts_from_the_cache_and_resyncs_when_the_e
         listed = stub.ListInstruments(md.ListInstrumentsRequest(), metadata=daemon.metadata(), timeout=10).instruments
         assert [(i.tick_size, i.lot_size) for i in listed if i.symbol == SYMBOL] == [("0.01", "0.001")]
         assert "feeds.markets_from_cache" in daemon.log.read_text()
-
-        def refused_as_stale() -> bool:
-            try:
-                place(daemon, common.SIDE_BUY, "0.1", "98.00", common.TIME_IN_FORCE_IOC)
-            except grpc.RpcError as exc:
-                return exc.code() == grpc.StatusCode.FAILED_PRECONDITION and "feed_stale" in (exc.details() or "")
-            return False
-
-        eventually(refused_as_stale, timeout=30)
+        eventually(lambda: refused_as_stale(daemon), timeout=30)
         back = exchange(port)
         eventually(lambda: normal(venue_book(daemon)) == exchange_book(back), timeout=90)
         assert place(daemon, common.SIDE_BUY, "0.1", "98.00",
