@@ -76,8 +76,20 @@ class DaemonProcess:
         return (("authorization", f"Bearer {token or self.admin_token()}"),)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the daemon and wait for it to exit; one that has not after 20 s has its threads' stacks
+        dumped into its log (SIGUSR1), is killed, and fails the test with the log's end."""
         self.proc.send_signal(sig)
-        self.proc.wait(20)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)
+            try:
+                eventually(lambda: "most recent call first" in self.log.read_text(errors="replace"), timeout=5)
+            finally:
+                self.proc.kill()
+                self.proc.wait(20)
+            raise AssertionError(f"the daemon did not exit within 20 s of signal {sig}; its log ends:\n"
+                                 f"{self.log.read_text(errors='replace')[-6000:]}") from None
 
     def wait_quoted(self, symbols: tuple[str, ...] = ("BTC-USD", "ETH-USD", "SOL-USD"), timeout: float = 30) -> None:
         """Wait until the simulated market quotes both sides of each symbol: it starts some ticks

@@ -1,8 +1,10 @@
 """`tradsys daemon start|stop|status`."""
 
+import faulthandler
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -85,6 +87,7 @@ def start(
             typer.echo(f"daemon started: pid {info['pid']}, gRPC {info['grpc']}, HTTP {info['http']}")
         return
     setup_logging(cfg.log_format, cfg.log_level)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack on stderr
     needed = cfg.http_max_connections * 2 + 1024
     files = process.raise_file_limit(needed)
     if files < needed:
