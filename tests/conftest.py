@@ -29,6 +29,14 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "(or `pip install -e .`) to rebuild it, or delete tradsys/engine/*.so")
 
 
+def dumped(log: str) -> str:
+    """The thread stacks a SIGUSR1 wrote into a daemon's log, once complete: the signalled (main) thread
+    comes last, and its outermost frame is `python -m`'s `_run_code`; "" until then."""
+    start = log.find("(most recent call first)")
+    current = log.find("Current thread", start)
+    return log[start:] if start >= 0 and current >= 0 and "in _run_code" in log[current:] else ""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -84,7 +92,7 @@ class DaemonProcess:
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGUSR1)
             try:
-                eventually(lambda: "most recent call first" in self.log.read_text(errors="replace"), timeout=5)
+                eventually(lambda: dumped(self.log.read_text(errors="replace")), timeout=5)
             finally:
                 self.proc.kill()
                 self.proc.wait(20)
