@@ -2,12 +2,14 @@
 
 A request message is built as grpc-gateway builds it: path segments fill the fields they name,
 then the body (the protobuf JSON mapping) fills the whole message or the one field the route names,
-and query parameters fill the rest. The servicer runs on a bounded pool of its own, never on the
-HTTP loop (it may block on the engine or the store); past `max_inflight` calls at once the next is
-refused with RESOURCE_EXHAUSTED (429) instead of queued without bound.
+and query parameters fill the rest. A servicer method runs on a bounded pool of its own, never on
+the HTTP loop (it may block on the engine or the store), unless it is a coroutine (order entry),
+which is awaited on the loop; past `max_inflight` calls at once the next is refused with
+RESOURCE_EXHAUSTED (429) instead of queued without bound.
 """
 
 import asyncio
+import inspect
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +53,9 @@ class Bound:
     pattern: re.Pattern[str]
     request: type[Message]
     call: Any
+    on_loop: bool
+    """The method is a coroutine (order entry, which never blocks the loop): awaited on the HTTP
+    loop rather than run on the pool."""
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -62,9 +67,9 @@ def _pattern(template: str) -> re.Pattern[str]:
 class Gateway:
     def __init__(self, servicers: dict[str, Any], workers: int = 8, max_inflight: int = 256) -> None:
         self.bound = [
-            Bound(r, _pattern(r.template), GetMessageClass(r.descriptor.input_type),
-                  getattr(servicers[r.service], r.method))
+            Bound(r, _pattern(r.template), GetMessageClass(r.descriptor.input_type), call, inspect.iscoroutinefunction(call))
             for r in ROUTES
+            for call in (getattr(servicers[r.service], r.method),)
         ]
         self.max_inflight = max_inflight
         self.inflight = 0
@@ -96,26 +101,32 @@ class Gateway:
                           f"{self.inflight} REST calls are being served, the daemon's limit; retry later")
         self.inflight += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._call, bound, fields, query, authorization, body)
+            return await self._call(bound, fields, query, authorization, body)
         finally:
             self.inflight -= 1
 
-    def _call(self, bound: Bound, fields: dict[str, str], query: str, authorization: str | None, body: bytes) -> Answer:
+    async def _call(self, bound: Bound, fields: dict[str, str], query: str, authorization: str | None, body: bytes) -> Answer:
         context = RestContext(authorization)
         try:
             request = build_request(bound, fields, query, body)
-            response = bound.call(request, context)
+            if bound.on_loop:
+                payload = to_json(await bound.call(request, context))
+            else:
+                payload = await asyncio.get_running_loop().run_in_executor(self._pool, _run, bound, request, context)
         except Aborted as exc:
             status, payload = error(exc.code, exc.message, context.trailing)
             return status, JSON, payload
         except Exception:
             log.exception("rest.call_failed", extra={"fields": {"method": bound.route.method}})
             return _error(grpc.StatusCode.INTERNAL, "internal error")
-        return 200, JSON, to_json(response)
+        return 200, JSON, payload
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run(bound: Bound, request: Message, context: RestContext) -> bytes:
+    return to_json(bound.call(request, context))
 
 
 def _error(code: grpc.StatusCode, message: str) -> Answer:
