@@ -108,11 +108,11 @@ class Gateway:
     async def _call(self, bound: Bound, fields: dict[str, str], query: str, authorization: str | None, body: bytes) -> Answer:
         context = RestContext(authorization)
         try:
-            request = build_request(bound, fields, query, body)
-            if bound.on_loop:
-                payload = to_json(await bound.call(request, context))
+            if bound.on_loop:  # order entry: a small body, parsed on the loop as the WebSocket's are
+                payload = to_json(await bound.call(build_request(bound, fields, query, body), context))
             else:
-                payload = await asyncio.get_running_loop().run_in_executor(self._pool, _run, bound, request, context)
+                payload = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, _run, bound, fields, query, body, context)
         except Aborted as exc:
             status, payload = error(exc.code, exc.message, context.trailing)
             return status, JSON, payload
@@ -125,8 +125,8 @@ class Gateway:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _run(bound: Bound, request: Message, context: RestContext) -> bytes:
-    return to_json(bound.call(request, context))
+def _run(bound: Bound, fields: dict[str, str], query: str, body: bytes, context: RestContext) -> bytes:
+    return to_json(bound.call(build_request(bound, fields, query, body), context))
 
 
 def _error(code: grpc.StatusCode, message: str) -> Answer:
