@@ -18,7 +18,7 @@ _mailboxes_lock = threading.Lock()
 class _Mailbox:
     """One loop's answers set on other threads and not yet delivered to its futures."""
 
-    __slots__ = ("_loop", "_items", "_lock", "_scheduled", "__weakref__")
+    __slots__ = ("_loop", "_items", "_lock", "_scheduled")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
