@@ -3,14 +3,20 @@
 Starts a daemon (no simulated market, a fresh temporary home) once per durability mode —
 "fsync" (the default: an fsync per group commit) and "process" (survives SIGKILL, not power
 loss) — and a bare grpcio echo server for the floor a unary call cannot beat. The echo server
-runs in a process of its own, like the daemon, and blocks of 100 echo and PlaceOrder calls
-alternate, so that both see the same machine at the same moment (this VM's speed drifts by
-±15 % between runs) without the daemon's idle work after an order landing on an echo.
+runs in a process of its own, like the daemon.
 
-Two floors are printed beside the figures. First the daemon's own: a daemon whose PlaceOrder
-authenticates and parses the request, then answers without reaching the engine or the store. Then,
-in fsync mode, one 4 KiB write + fdatasync in the daemon's home: that floor plus one fdatasync is
-the least an acknowledgement durable against power loss can cost, before any work.
+Floors are measured beside PlaceOrder: the daemon's own, a second daemon whose PlaceOrder
+authenticates and parses the request, then answers without reaching the engine or the store (the
+same kind of handler as the real one: a coroutine on the gRPC loop); in fsync mode, one 4 KiB write
++ fdatasync in the daemon's home (that floor plus one fdatasync is the least an acknowledgement
+durable against power loss can cost, before any work); and the daemon's own work for an order
+(the engine's cycle, the journal's write and the response message) in-process on one thread,
+with no transport and no thread hop: the floor plus that work is the least a PlaceOrder can cost
+with this engine and store, whatever the daemon's threads do (`bench/unary_floor.py` measures the
+hop to the engine thread). Blocks of 100 of each alternate, so that all see the machine and its
+disk at the same moment (this VM's speed drifts by ±15 % between runs, and its disk is shared),
+without the daemon's idle work after an order landing on the next block. The unary p50 is printed
+as a ratio to the floor plus fdatasync (fsync mode) and to the echo (process mode).
 
 For the stream, the daemon's CPU time per acknowledged order is printed beside the rate (it moves
 far less than the rate when other processes share the machine), and two in-process floors on the
@@ -33,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 
@@ -75,13 +82,14 @@ FLOOR_DAEMON = """
 import sys
 from tradsys.daemon import entry
 from tradsys.daemon.rpc import orders
+from tradsys.daemon.rpc.streaming import checked
 from tradsys.proto import orders_pb2 as pb
 
 answer = pb.PlaceOrderResponse(order=pb.Order(order_id="1", account="bench1", symbol="ETH-USD", price="3000.00",
                                               qty="0.010", open_qty="0.010", filled_qty="0", status=1, created_ns=1))
 
-def place(self, request, context):
-    entry.command(self.gate.authenticate(context), "place", request, self.store.get_order)
+async def place(self, request, context):
+    entry.command(await checked(context, self.gate.authenticate), "place", request, self.store.get_order)
     return answer
 
 orders.OrderService.PlaceOrder = place
@@ -124,44 +132,73 @@ def place_request(i: int) -> pb.PlaceOrderRequest:
     return pb.PlaceOrderRequest(account=f"bench{i % 64}", symbol="ETH-USD", side=side, price=f"{price}.00", qty="0.010")
 
 
-def fdatasync_seconds(where: Path, count: int = 300) -> float:
-    """p50 of one 4 KiB page written and fdatasync'ed on the daemon's file system: what each
+class Fdatasync:
+    """One 4 KiB page written and fdatasync'ed per call, on the daemon's file system: what each
     fsync-mode commit waits for on top of SQLite's own work, whatever else the daemon does."""
-    path = where / "fdatasync.probe"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT)
-    try:
-        os.pwrite(fd, b"\0" * 4096 * 16, 0)
-        os.fsync(fd)
-        samples = []
-        for i in range(count):
-            start = time.perf_counter()
-            os.pwrite(fd, b"x" * 4096, i % 16 * 4096)
-            os.fdatasync(fd)
-            samples.append(time.perf_counter() - start)
-    finally:
-        os.close(fd)
-        path.unlink()
-    return percentiles(samples)[0]
+
+    def __init__(self, where: Path) -> None:
+        self.path = where / "fdatasync.probe"
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT)
+        os.pwrite(self.fd, b"\0" * 4096 * 16, 0)
+        os.fsync(self.fd)
+
+    def __call__(self, i: int) -> None:
+        os.pwrite(self.fd, b"x" * 4096, i % 16 * 4096)
+        os.fdatasync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        self.path.unlink()
 
 
-def alternate(place: Callable[[int], object], echo: Callable[[int], object], count: int) -> tuple[list[float], list[float]]:
+class OrderWork:
+    """The daemon's own work for one PlaceOrder per call, besides the transport and the request's
+    parsing: the engine's cycle and the journal's durable write, run on this thread as
+    `Core.execute` runs them for an idle engine, then the response message; in a store of its
+    own in `where`, with the daemon's durability."""
+
+    def __init__(self, where: Path, durability: str, count: int) -> None:
+        from tradsys.daemon import entry
+        from tradsys.daemon.app import make_venue
+        from tradsys.daemon.auth import Principal, Role
+        from tradsys.daemon.config import Config
+        from tradsys.daemon.core import Core
+        from tradsys.daemon.rpc.convert import entry_response
+        from tradsys.daemon.store import Store
+        from tradsys.engine.commands import apply
+
+        self.entry, self.response = entry, entry_response
+        self.store = Store(where / "work.db", fsync=durability == "fsync")
+        venue = make_venue(Config())
+        apply(venue, {"op": "limit", "key": "max_orders_per_second", "value": "none", "ts": time.time_ns()})
+        self.core = Core(venue, self.store.journal)
+        self.core.start()
+        principal = Principal("bench", Role.ADMIN, ("*",), None)
+        self.commands = iter([entry.command(principal, "place", place_request(i), None) for i in range(count)])
+
+    def __call__(self, _i: int) -> None:
+        (result,) = self.core.execute([next(self.commands)], self.entry.outcomes)
+        self.response("place", self.entry.answer("place", result))
+
+    def close(self) -> None:
+        self.core.stop()
+        self.store.close()
+
+
+def alternate(calls: dict[str, Callable[[int], object]], count: int) -> dict[str, list[float]]:
     """Latencies of `count` calls of each, in alternating blocks of BLOCK, after 200 untimed ones."""
-    for i in range(200):
-        place(i)
-        echo(i)
-    placed: list[float] = []
-    bare: list[float] = []
+    for call in calls.values():
+        for i in range(200):
+            call(i)
+    samples: dict[str, list[float]] = {name: [] for name in calls}
     for block in range(0, count, BLOCK):
-        for i in range(block, min(block + BLOCK, count)):
-            start = time.perf_counter()
-            place(i)
-            placed.append(time.perf_counter() - start)
-        time.sleep(0.005)  # the daemon's idle work after the last order is not the echo's
-        for i in range(block, min(block + BLOCK, count)):
-            start = time.perf_counter()
-            echo(i)
-            bare.append(time.perf_counter() - start)
-    return placed, bare
+        for name, call in calls.items():
+            for i in range(block, min(block + BLOCK, count)):
+                start = time.perf_counter()
+                call(i)
+                samples[name].append(time.perf_counter() - start)
+            time.sleep(0.005)  # the daemon's idle work after the last order is not the next block's
+    return samples
 
 
 def cpu_seconds(pid: int) -> float:
@@ -222,23 +259,43 @@ def in_process_floor(args: argparse.Namespace) -> tuple[float, float]:
     return rates[0], rates[1]
 
 
-def measure(durability: str, echo: Callable[[bytes], bytes], args: argparse.Namespace
-            ) -> tuple[list[float], list[float], float, int, float, float]:
-    """Unary latencies (PlaceOrder and echo, alternating), then streaming throughput, against a
-    fresh daemon; then, in fsync mode, one fdatasync's time on its file system."""
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, target = start_daemon(Path(tmp), durability)
+class Measured(NamedTuple):
+    unary: dict[str, list[float]]
+    """Latencies by what was timed, in alternating blocks: place, floor, echo, work, fdatasync (fsync mode)."""
+    rate: float
+    errors: int
+    cpu_per_order: float
+
+
+def measure(durability: str, echo: Callable[[bytes], bytes], args: argparse.Namespace) -> Measured:
+    """Unary latencies against a fresh daemon, alternating with the floor daemon's, the echo's, one
+    order's work in-process and (fsync mode) one fdatasync in the daemon's home, all at the same
+    moments; then the stream's throughput."""
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as floor_tmp:
+        home = Path(tmp)
+        proc, target = start_daemon(home, durability)
+        floor_proc, floor_target = start_daemon(Path(floor_tmp), durability, program=("-c", FLOOR_DAEMON))
+        work = OrderWork(home, durability, 200 + args.unary)
+        flush = Fdatasync(home) if durability == "fsync" else None
         try:
-            token = (Path(tmp) / "admin.token").read_text().strip()
-            meta = (("authorization", f"Bearer {token}"),)
-            channel = grpc.insecure_channel(target)
+            meta = (("authorization", "Bearer " + (home / "admin.token").read_text().strip()),)
+            floor_meta = (("authorization", "Bearer " + (Path(floor_tmp) / "admin.token").read_text().strip()),)
+            channel, floor_channel = grpc.insecure_channel(target), grpc.insecure_channel(floor_target)
             rk_grpc.RiskServiceStub(channel).SetLimits(
                 rk.SetLimitsRequest(limits=[rk.RiskLimit(key="max_orders_per_second", value="none")]), metadata=meta
             )
-            orders = pb_grpc.OrderServiceStub(channel)
+            orders, floor_orders = pb_grpc.OrderServiceStub(channel), pb_grpc.OrderServiceStub(floor_channel)
             payload = b"x" * 96
-            unary, bare = alternate(lambda i: orders.PlaceOrder(place_request(i), metadata=meta),
-                                    lambda _i: echo(payload), args.unary)
+            calls: dict[str, Callable[[int], object]] = {
+                "place": lambda i: orders.PlaceOrder(place_request(i), metadata=meta),
+                "floor": lambda i: floor_orders.PlaceOrder(place_request(i), metadata=floor_meta),
+                "echo": lambda _i: echo(payload),
+                "work": work,
+            }
+            if flush is not None:
+                calls["fdatasync"] = flush
+            unary = alternate(calls, args.unary)
+            floor_channel.close()
             batches = order_batches(args)
             acked = errors = 0
             cpu = cpu_seconds(proc.pid)
@@ -250,27 +307,14 @@ def measure(durability: str, echo: Callable[[bytes], bytes], args: argparse.Name
             cpu_per_order = (cpu_seconds(proc.pid) - cpu) / max(acked, 1)
             channel.close()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-        flush = fdatasync_seconds(Path(tmp)) if durability == "fsync" else 0.0
-    return unary, bare, rate, errors, flush, cpu_per_order
-
-
-def measure_floor(echo: Callable[[bytes], bytes], args: argparse.Namespace) -> tuple[list[float], list[float]]:
-    """PlaceOrder latencies against FLOOR_DAEMON, and the echo's, alternating."""
-    with tempfile.TemporaryDirectory() as tmp:
-        proc, target = start_daemon(Path(tmp), "fsync", program=("-c", FLOOR_DAEMON))
-        try:
-            meta = (("authorization", "Bearer " + (Path(tmp) / "admin.token").read_text().strip()),)
-            channel = grpc.insecure_channel(target)
-            orders = pb_grpc.OrderServiceStub(channel)
-            payload = b"x" * 96
-            samples = alternate(lambda i: orders.PlaceOrder(place_request(i), metadata=meta), lambda _i: echo(payload), args.unary)
-            channel.close()
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-    return samples
+            for daemon in (proc, floor_proc):
+                daemon.send_signal(signal.SIGTERM)
+            for daemon in (proc, floor_proc):
+                daemon.wait(30)
+            work.close()
+            if flush is not None:
+                flush.close()
+    return Measured(unary, rate, errors, cpu_per_order)
 
 
 def main() -> None:
@@ -285,24 +329,32 @@ def main() -> None:
     echo_channel = grpc.insecure_channel(echo_target)
     try:
         echo = echo_channel.unary_unary("/bench.Echo/Echo")
-        floor_p50, floor_echo_p50 = (percentiles(samples)[0] for samples in measure_floor(echo, args))
-        floor_x = floor_p50 / floor_echo_p50
-        print("[floor: PlaceOrder authenticated and parsed, then answered without the engine or the store]")
-        print(f"  bare grpcio echo:      p50 {floor_echo_p50 * 1e6:6.0f} us")
-        print(f"  PlaceOrder, no work:   p50 {floor_p50 * 1e6:6.0f} us             (p50 = {floor_x:.2f}x echo)")
         for durability in ("fsync", "process"):
-            unary, bare, rate, errors, flush, cpu_per_order = measure(durability, echo, args)
-            p50, p99 = percentiles(unary)
-            echo_p50, echo_p99 = percentiles(bare)
-            print(f"[durability={durability}]")
-            print(f"  bare grpcio echo:      p50 {echo_p50 * 1e6:6.0f} us  p99 {echo_p99 * 1e6:6.0f} us  ({args.unary} calls)")
-            print(f"  unary PlaceOrder:      p50 {p50 * 1e6:6.0f} us  p99 {p99 * 1e6:6.0f} us  (p50 = {p50 / echo_p50:.2f}x echo)")
+            measured = measure(durability, echo, args)
+            p50 = {name: percentiles(samples)[0] for name, samples in measured.unary.items()}
+            p99 = {name: percentiles(samples)[1] for name, samples in measured.unary.items()}
+            print(f"[durability={durability}]  ({args.unary} of each, in alternating blocks of {BLOCK})")
+            print(f"  bare grpcio echo:      p50 {p50['echo'] * 1e6:6.0f} us  p99 {p99['echo'] * 1e6:6.0f} us")
+            print(f"  PlaceOrder, no work:   p50 {p50['floor'] * 1e6:6.0f} us             "
+                  f"(the daemon's floor: authenticated and parsed, answered without the engine or the store; "
+                  f"{p50['floor'] / p50['echo']:.2f}x echo)")
             if durability == "fsync":
-                print(f"  one 4 KiB fdatasync:   p50 {flush * 1e6:6.0f} us             "
-                      f"(floor + fdatasync = {floor_x + flush / echo_p50:.2f}x echo, before any work)")
-            print(f"  streaming OrderEntry:  {rate:,.0f} acked durable orders/s "
-                  f"({args.stream:,} orders in batches of {args.batch}, {errors} refused); "
-                  f"daemon CPU {cpu_per_order * 1e6:.1f} us/order")
+                print(f"  one 4 KiB fdatasync:   p50 {p50['fdatasync'] * 1e6:6.0f} us")
+            print(f"  unary PlaceOrder:      p50 {p50['place'] * 1e6:6.0f} us  p99 {p99['place'] * 1e6:6.0f} us  "
+                  f"({p50['place'] / p50['echo']:.2f}x echo)")
+            print(f"  its work in-process:   p50 {p50['work'] * 1e6:6.0f} us             "
+                  "(engine cycle, journal write, response; no transport, no thread hop)")
+            least = p50["floor"] + p50["work"]
+            if durability == "fsync":
+                bound = p50["floor"] + p50["fdatasync"]
+                print(f"  PlaceOrder p50 = {p50['place'] / bound:.2f}x (floor + fdatasync), target <= 1.15x; "
+                      f"floor + its work = {least / bound:.2f}x, the least it can be")
+            else:
+                print(f"  PlaceOrder p50 = {p50['place'] / p50['echo']:.2f}x echo, target <= 1.3x; "
+                      f"floor + its work = {least / p50['echo']:.2f}x echo, the least it can be")
+            print(f"  streaming OrderEntry:  {measured.rate:,.0f} acked durable orders/s "
+                  f"({args.stream:,} orders in batches of {args.batch}, {measured.errors} refused); "
+                  f"daemon CPU {measured.cpu_per_order * 1e6:.1f} us/order")
         engine, python = in_process_floor(args)
         print("[floor: the stream's batches in-process, one thread, orders per CPU second]")
         print(f"  decode + command + engine:                       {engine:,.0f}/s")

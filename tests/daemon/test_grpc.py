@@ -248,6 +248,49 @@ def test_metrics_exposition(daemon: DaemonProcess, stubs, best) -> None:  # type
     assert "process_resident_memory_bytes" in text
 
 
+def _metric(daemon: DaemonProcess, name: str) -> float:
+    """The value of one sample (`name` with its labels) in the daemon's exposition, 0 if absent."""
+    with urllib.request.urlopen(f"http://{daemon.http}/metrics") as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+    return 0.0
+
+
+def test_order_entry_calls_are_counted_by_their_final_status_and_timed(daemon: DaemonProcess, stubs, best) -> None:  # type: ignore[no-untyped-def]
+    orders, _, _ = stubs
+    price = str(best()[0] - 300)
+    samples = {
+        "ok": 'tradsys_grpc_requests_total{code="OK",method="PlaceOrder"}',
+        "invalid": 'tradsys_grpc_requests_total{code="INVALID_ARGUMENT",method="PlaceOrder"}',
+        "unauthenticated": 'tradsys_grpc_requests_total{code="UNAUTHENTICATED",method="PlaceOrder"}',
+        "refused": 'tradsys_grpc_requests_total{code="FAILED_PRECONDITION",method="PlaceOrder"}',
+        "timed": 'tradsys_order_ack_seconds_count{method="PlaceOrder"}',
+    }
+    before = {key: _metric(daemon, name) for key, name in samples.items()}
+    request = pb.PlaceOrderRequest(account="grace", symbol="BTC-USD", side=BUY, qty="0.001", price=price)
+    for _ in range(2):
+        orders.PlaceOrder(request, metadata=daemon.metadata())
+    for bad, metadata in [(pb.PlaceOrderRequest(account="grace", symbol="BTC-USD", qty="0.001", price=price),
+                           daemon.metadata()),
+                          (request, ()),
+                          (pb.PlaceOrderRequest(account="grace", symbol="BTC-USD", side=BUY, qty="20", price=price),
+                           daemon.metadata())]:
+        with pytest.raises(grpc.RpcError):
+            orders.PlaceOrder(bad, metadata=metadata)
+    garbage = daemon.channel().unary_unary("/tradsys.v1.OrderService/PlaceOrder")
+    with pytest.raises(grpc.RpcError) as err:
+        garbage(b"\xff\xff\xff", metadata=daemon.metadata())
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    def counted() -> bool:
+        after = {key: _metric(daemon, name) for key, name in samples.items()}
+        return {key: after[key] - before[key] for key in samples} == {
+            "ok": 2, "invalid": 2, "unauthenticated": 1, "refused": 1, "timed": 6}
+
+    eventually(counted)
+
+
 def test_server_reflection_lists_the_services(daemon: DaemonProcess) -> None:
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 

@@ -7,10 +7,12 @@ written to the store in one transaction (group commit: one fsync for many comman
 the batch is durable are its futures resolved and its listeners told: nobody is acknowledged,
 and nothing is published, before it is durable.
 
-A caller that waits for its answer (`execute`, `query`: the unary gRPC calls) runs the cycle for
-its own job on its own thread when the engine is idle, under the same lock the engine thread
+A thread that blocks for its answer (`execute`, `query`: risk limits, positions, start-up) runs
+the cycle for its own job itself when the engine is idle, under the same lock the engine thread
 holds for its cycles (`_run_here`): an idle engine thread would only add two thread wake-ups to
-the call. A busy engine queues the job behind the work already there, as before.
+the call. A busy engine queues the job behind the work already there, as before. A caller on an
+event loop (order entry) never blocks: it submits with a `promise.Promise`, which the engine
+thread sets.
 
 When more work is queued, the write goes to a writer thread and the engine applies the next
 batch meanwhile (SQLite runs without the interpreter lock, so the two overlap on two cores);
@@ -181,11 +183,13 @@ class Core:
 
     # -- client side ----------------------------------------------------------------------
 
-    def submit(self, commands: list[dict[str, Any]], render: Render | None = None) -> Future:
+    def submit(self, commands: list[dict[str, Any]], render: Render | None = None, future: Any = None) -> Any:
         """Queue commands; after the commit the future resolves to each command's events (or the
         BadCommand/Rejected that refused it unapplied), in order. With `render`, to what it makes of
-        them: it runs on the engine thread, so it may read engine objects that later commands change."""
-        job = _Job(commands, None, render)
+        them: it runs on the engine thread, so it may read engine objects that later commands change.
+        `future` is what gets resolved (a `promise.Promise` for a caller on an event loop); by
+        default a new `concurrent.futures.Future`."""
+        job = _Job(commands, None, render) if future is None else _Job(commands, None, render, future)
         self._enqueue(job)
         return job.future
 

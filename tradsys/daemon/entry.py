@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from tradsys.daemon.auth import AccountRequired, PermissionDenied, Principal, Role, own_account, require
 from tradsys.daemon.core import Core, Unavailable
+from tradsys.daemon.promise import Promise
 from tradsys.daemon.records import fill_records, order_record
 from tradsys.daemon.rpc.convert import BadRequest, place_command
 from tradsys.daemon.rpc.gate import error_code
@@ -145,24 +146,18 @@ def answer(kind: str, result: dict[str, Any]) -> dict[str, Any]:
     return {"order": result["order"]}
 
 
-def execute(core: Core, principal: Principal, kind: str, body: Any, find: Find, timeout: float) -> dict[str, Any]:
-    """A request, start to answer, on the caller's thread: Refused, or Unavailable and TimeoutError
-    from the engine, say why not."""
-    (result,) = core.execute([command(principal, kind, body, find)], outcomes, timeout=timeout)
-    return answer(kind, result)
+async def execute_async(core: Core, principal: Principal, kind: str, body: Any, find: Find,
+                        timeout: float = 30.0) -> dict[str, Any]:
+    """A request, start to answer, for a caller on an event loop: Refused, or Unavailable and
+    TimeoutError from the engine, say why not. The order history is read off the loop.
 
-
-async def execute_async(core: Core, principal: Principal, kind: str, body: Any, find: Find) -> dict[str, Any]:
-    """`execute` for a caller on an event loop, with the order history read off the loop.
-
-    Shielded: a caller cancelled mid-request (a WebSocket session that ends) must not cancel the
-    engine's future (the engine thread would then fail resolving it); the order still happens,
-    unacknowledged."""
+    The engine answers through a `Promise`: a caller cancelled mid-request (a WebSocket session
+    that ends, a gRPC deadline) does not cancel the order, which still happens, unacknowledged."""
     if kind in READS_HISTORY:
         cmd = await asyncio.get_running_loop().run_in_executor(None, command, principal, kind, body, find)
     else:
         cmd = command(principal, kind, body, find)
-    (result,) = await asyncio.shield(asyncio.wrap_future(core.submit([cmd], outcomes)))
+    (result,) = await core.submit([cmd], outcomes, Promise()).result(timeout)
     return answer(kind, result)
 
 

@@ -264,6 +264,8 @@ class Session:
             self._error(req.id, WsError("rate_limited", str(exc)))
         except Unavailable as exc:
             self._error(req.id, WsError("internal", f"unavailable: {exc}"))
+        except TimeoutError:
+            self._error(req.id, WsError("internal", "the engine did not answer in time"))
         except Exception:
             log.exception("ws.request_failed", extra={"fields": {"type": req.kind}})
             self._error(req.id, WsError("internal", "internal error"))

@@ -2,12 +2,14 @@
 
 A request message is built as grpc-gateway builds it: path segments fill the fields they name,
 then the body (the protobuf JSON mapping) fills the whole message or the one field the route names,
-and query parameters fill the rest. The servicer runs on a bounded pool of its own, never on the
-HTTP loop (it may block on the engine or the store); past `max_inflight` calls at once the next is
-refused with RESOURCE_EXHAUSTED (429) instead of queued without bound.
+and query parameters fill the rest. A servicer method runs on a bounded pool of its own, never on
+the HTTP loop (it may block on the engine or the store), unless it is a coroutine (order entry),
+which is awaited on the loop; past `max_inflight` calls at once the next is refused with
+RESOURCE_EXHAUSTED (429) instead of queued without bound.
 """
 
 import asyncio
+import inspect
 import logging
 import re
 from collections.abc import Callable
@@ -52,6 +54,9 @@ class Bound:
     pattern: re.Pattern[str]
     request: type[Message]
     call: Any
+    on_loop: bool
+    """The method is a coroutine (order entry, which never blocks the loop): awaited on the HTTP
+    loop rather than run on the pool."""
 
 
 def _pattern(template: str) -> re.Pattern[str]:
@@ -64,9 +69,9 @@ class Gateway:
     def __init__(self, servicers: dict[str, Any], workers: int = 8, max_inflight: int = 256,
                  counted: Callable[[str, int], None] = lambda method, status: None) -> None:
         self.bound = [
-            Bound(r, _pattern(r.template), GetMessageClass(r.descriptor.input_type),
-                  getattr(servicers[r.service], r.method))
+            Bound(r, _pattern(r.template), GetMessageClass(r.descriptor.input_type), call, inspect.iscoroutinefunction(call))
             for r in ROUTES
+            for call in (getattr(servicers[r.service], r.method),)
         ]
         self.max_inflight = max_inflight
         self.counted = counted
@@ -102,28 +107,34 @@ class Gateway:
         else:
             self.inflight += 1
             try:
-                answer = await asyncio.get_running_loop().run_in_executor(
-                    self._pool, self._call, bound, fields, query, authorization, body)
+                answer = await self._call(bound, fields, query, authorization, body)
             finally:
                 self.inflight -= 1
         self.counted(bound.route.method, answer[0])
         return answer
 
-    def _call(self, bound: Bound, fields: dict[str, str], query: str, authorization: str | None, body: bytes) -> Answer:
+    async def _call(self, bound: Bound, fields: dict[str, str], query: str, authorization: str | None, body: bytes) -> Answer:
         context = RestContext(authorization)
         try:
-            request = build_request(bound, fields, query, body)
-            response = bound.call(request, context)
+            if bound.on_loop:  # order entry: a small body, parsed on the loop as the WebSocket's are
+                payload = to_json(await bound.call(build_request(bound, fields, query, body), context))
+            else:
+                payload = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, _run, bound, fields, query, body, context)
         except Aborted as exc:
             status, payload = error(exc.code, exc.message, context.trailing)
             return status, JSON, payload
         except Exception:
             log.exception("rest.call_failed", extra={"fields": {"method": bound.route.method}})
             return _error(grpc.StatusCode.INTERNAL, "internal error")
-        return 200, JSON, to_json(response)
+        return 200, JSON, payload
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run(bound: Bound, fields: dict[str, str], query: str, body: bytes, context: RestContext) -> bytes:
+    return to_json(bound.call(build_request(bound, fields, query, body), context))
 
 
 def _error(code: grpc.StatusCode, message: str) -> Answer:

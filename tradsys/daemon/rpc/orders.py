@@ -3,13 +3,14 @@
 import asyncio
 import base64
 import json
+from functools import partial
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
 
 from tradsys.daemon.core import Core, Unavailable
-from tradsys.daemon.entry import READS_HISTORY, Ack, Batch, Refused, execute, submit
+from tradsys.daemon.entry import READS_HISTORY, Ack, Batch, Refused, execute_async, submit
 from tradsys.daemon.records import position_records
 from tradsys.daemon.rpc.convert import STATUS_NAMES, STATUSES, entry_response, fill_msg, order_event_msg, order_msg, position_msg
 from tradsys.daemon.rpc.gate import Gate, refuse, unavailable_status
@@ -54,19 +55,25 @@ class OrderService(pb_grpc.OrderServiceServicer):
         self.fanout = fanout
         self.gate = gate
 
-    def _enter(self, context: grpc.ServicerContext, kind: str, request: Any) -> Any:
-        """One order-entry request (`entry.execute`), its answer as the orders.proto response."""
-        principal = self.gate.authenticate(context)
+    async def _enter(self, context: grpc.aio.ServicerContext, kind: str, request: Any) -> Any:
+        """One order-entry request (`entry.execute_async`), its answer as the orders.proto response.
+
+        A coroutine on the gRPC loop rather than a synchronous handler on the unary pool: another
+        thread does the work either way, and handing it to the engine thread and awaiting its
+        `Promise` costs less than the pool's hand-offs (`bench/unary_floor.py`). A cancel or amend
+        reads the order history off the loop."""
+        principal = await checked(context, self.gate.authenticate)
         remaining = context.time_remaining()
         timeout = 30.0 if remaining is None else min(30.0, max(0.5, remaining))
         try:
-            return entry_response(kind, execute(self.core, principal, kind, request, self.store.get_order, timeout))
+            return entry_response(kind, await execute_async(self.core, principal, kind, request, self.store.get_order,
+                                                            timeout))
         except Refused as refused:
-            self._deny(context, refused)
+            await checked(context, partial(self._deny, refused=refused))
         except Unavailable as exc:
-            context.abort(unavailable_status(exc), str(exc))
+            await context.abort(unavailable_status(exc), str(exc))
         except TimeoutError:
-            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the engine did not answer in time")
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the engine did not answer in time")
 
     def _deny(self, context: grpc.ServicerContext, refused: Refused) -> NoReturn:
         if refused.reason:
@@ -75,17 +82,17 @@ class OrderService(pb_grpc.OrderServiceServicer):
             self.gate.deny(context, refused.message, "trade")
         context.abort(STATUS_CODES[refused.code], refused.message)
 
-    def PlaceOrder(self, request: pb.PlaceOrderRequest, context: grpc.ServicerContext) -> pb.PlaceOrderResponse:
-        return self._enter(context, "place", request)
+    async def PlaceOrder(self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext) -> pb.PlaceOrderResponse:
+        return await self._enter(context, "place", request)
 
-    def CancelOrder(self, request: pb.CancelOrderRequest, context: grpc.ServicerContext) -> pb.CancelOrderResponse:
-        return self._enter(context, "cancel", request)
+    async def CancelOrder(self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext) -> pb.CancelOrderResponse:
+        return await self._enter(context, "cancel", request)
 
-    def CancelAll(self, request: pb.CancelAllRequest, context: grpc.ServicerContext) -> pb.CancelAllResponse:
-        return self._enter(context, "cancel_all", request)
+    async def CancelAll(self, request: pb.CancelAllRequest, context: grpc.aio.ServicerContext) -> pb.CancelAllResponse:
+        return await self._enter(context, "cancel_all", request)
 
-    def AmendOrder(self, request: pb.AmendOrderRequest, context: grpc.ServicerContext) -> pb.AmendOrderResponse:
-        return self._enter(context, "amend", request)
+    async def AmendOrder(self, request: pb.AmendOrderRequest, context: grpc.aio.ServicerContext) -> pb.AmendOrderResponse:
+        return await self._enter(context, "amend", request)
 
     def _history(self, context: grpc.ServicerContext, read: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A read of the order history; UNAVAILABLE if it cannot catch up with the journal."""

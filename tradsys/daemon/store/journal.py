@@ -135,11 +135,22 @@ class Journal:
         self._prepared = self._seq
 
     def probe(self) -> None:
-        """A tiny durable write (the header's user_version): raises while the database cannot be
-        written (read-only, disk full), so the engine knows when to take orders again."""
-        with self._lock, self.db.atomic("IMMEDIATE"):
-            version = self.db.execute_sql("PRAGMA user_version").fetchone()[0]
-            self.db.execute_sql(f"PRAGMA user_version = {(version + 1) % 1_000_000}")
+        """A tiny durable write (the header's user_version) through the connection the journal
+        writes with: raises while the database cannot be written (read-only, disk full), so the
+        engine knows when to take orders again. A failed probe closes that connection, and the
+        next write opens it anew: SQLite opens a file it may not write read-only, and such a
+        connection would stay read-only once the file is writable again."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                conn.execute(f"PRAGMA user_version = {(version + 1) % 1_000_000}")
+                conn.execute("COMMIT")
+            except BaseException:
+                self._writer = None
+                conn.close()
+                raise
 
     # -- snapshots -------------------------------------------------------------------------------
 
