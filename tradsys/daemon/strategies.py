@@ -125,6 +125,10 @@ class LiveContext(Context):
     def book(self, symbol: str | None = None) -> BookData:
         return self.host.books[symbol or self.symbols[0]]
 
+    def _publish(self, doc: dict[str, Any]) -> None:
+        if self.host.publish is not None:
+            self.host.publish(doc)
+
 
 @dataclass
 class Instance:
@@ -180,6 +184,8 @@ class StrategyHost:
         self.recent_bars: Callable[[str, int], list[Any]] = lambda symbol, interval_ns: []
         """The daemon's closed bars of a symbol at an interval (`Feeds.closed_bars`): what a restored
         `on_bars` strategy's history starts with."""
+        self.publish: Any = None
+        """Where strategies' signals go (the daemon's peer, `[p2p]`); None: nowhere."""
 
     # -- requests (any thread) ----------------------------------------------------------------
 
@@ -284,6 +290,15 @@ class StrategyHost:
             if str(row["id"]) not in self.instances:
                 ids.append(str(row["id"]))
         return [self.status(i) for i in ids]
+
+    def on_signal(self, doc: dict[str, Any]) -> None:
+        """A peer's trading signal (any thread): queued, as market data is, for each running instance
+        that trades its symbol."""
+        with self._lock:
+            instances = list(self.instances.values())
+        for inst in instances:
+            if inst.state == "running" and inst.worker is not None and doc.get("symbol") in inst.symbols:
+                inst.worker.market("signal", [doc])
 
     def _persist(self, inst: Instance, state: str) -> None:
         try:

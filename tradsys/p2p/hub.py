@@ -1,0 +1,115 @@
+"""The daemon's own peer: its strategies publish signals through it and receive the ones peers send.
+
+Any peer that connects to it (`[p2p] id`, "tradsys" by default) subscribes: what a strategy publishes
+(`ctx.publish_signal`) goes to every open connection, and each signal a subscriber sends is handed
+to `deliver` (the strategy host, which queues it for the strategies trading its symbol). With a
+`secret`, published signals are signed and received ones that are not are ignored. The peer runs on
+a thread with its own event loop, so neither WebRTC nor a slow subscriber ever blocks the engine or
+the HTTP server; the engine side only calls `publish`, which hands the signal over and returns.
+"""
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+
+from tradsys.p2p.connection import ConnectionClosed, DataConnection
+from tradsys.p2p.peer import Peer
+from tradsys.p2p.signal import InvalidSignal, Signal
+
+log = logging.getLogger("tradsys.p2p")
+
+MAX_SUBSCRIBERS: Final = 100
+"""Open connections to the daemon's peer; past it a new one is closed."""
+
+
+class SignalHub:
+    def __init__(self, url: str, key: str, peer_id: str, deliver: Callable[[dict[str, Any]], None],
+                 secret: bytes | None = None) -> None:
+        self.peer = Peer(url, key, peer_id)
+        self.deliver = deliver
+        self.secret = secret
+        self.subscribers: set[DataConnection] = set()
+        self.received = 0
+        self.ignored = 0
+        self.published = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tradsys-p2p", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the peer's thread and wait (up to `timeout`) until the signaling server has it."""
+        self._thread.start()
+        self._ready.wait(timeout)
+
+    def publish(self, doc: dict[str, Any]) -> None:
+        """Send a signal to every subscriber (any thread; returns at once)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._broadcast, doc)
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self.peer.close(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        loop.create_task(self._main())
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        try:
+            await self.peer.start()
+        except Exception as exc:
+            log.error("p2p.hub_unregistered id=%s error=%r", self.peer.id, exc)
+            return
+        finally:
+            self._ready.set()
+        log.info("p2p.hub_open id=%s", self.peer.id)
+        while True:
+            conn = await self.peer.accept()
+            if len(self.subscribers) >= MAX_SUBSCRIBERS:
+                await conn.close()
+                continue
+            self.subscribers.add(conn)
+            asyncio.create_task(self._read(conn))
+
+    async def _read(self, conn: DataConnection) -> None:
+        try:
+            while True:
+                doc = await conn.recv()
+                try:
+                    signal = Signal.parse(doc)
+                except InvalidSignal:
+                    self.ignored += 1
+                    continue
+                if (self.secret is not None and not signal.verified(self.secret)) or \
+                        (signal.sender and signal.sender != conn.peer):
+                    self.ignored += 1
+                    continue
+                self.received += 1
+                self.deliver(signal.to_doc())
+        except ConnectionClosed:
+            pass
+        finally:
+            self.subscribers.discard(conn)
+
+    def _broadcast(self, doc: dict[str, Any]) -> None:
+        try:
+            wire = Signal.parse(doc).stamped(self.peer.id, self.secret).to_doc()
+        except InvalidSignal as exc:
+            log.warning("p2p.unpublishable error=%s", exc)
+            return
+        self.published += 1
+        for conn in list(self.subscribers):
+            try:
+                conn.send(wire)
+            except ConnectionClosed:
+                self.subscribers.discard(conn)
