@@ -50,6 +50,26 @@ def test_a_strategy_trades_on_a_peer_signal_and_publishes_its_fill(live: DaemonP
     stub.StopStrategy(spb.StopStrategyRequest(id=sid), metadata=live.metadata(), timeout=10)
 
 
+def test_a_signal_sent_while_the_strategy_is_starting_reaches_it_once_it_runs(live: DaemonProcess) -> None:
+    """StartStrategy returns before the engine's next tick launches the strategy: a signal that arrives
+    in between waits for it instead of being dropped."""
+    stub = spb_grpc.StrategyServiceStub(live.channel())
+
+    async def scenario() -> tuple[str, dict]:
+        async with Peer(url(live), peer_key(live), "early-desk") as desk:
+            conn = await desk.connect("tradsys", serialization="json", reliable=True)
+            sid = stub.StartStrategy(spb.StartStrategyRequest(kind=f"{EXAMPLE}:SignalFollower",
+                                                              params={"quantity": "0.02"}, account="early",
+                                                              symbols=["BTC-USD"]),
+                                     metadata=live.metadata(), timeout=10).status.id
+            conn.send({"symbol": "BTC-USD", "side": "sell", "strength": 0.8, "sender": "early-desk"})
+            return sid, await asyncio.wait_for(conn.recv(), 30)
+
+    sid, published = asyncio.run(scenario())
+    assert (published["side"], published["reason"], float(published["qty"])) == ("sell", "filled", 0.02)
+    stub.StopStrategy(spb.StopStrategyRequest(id=sid), metadata=live.metadata(), timeout=10)
+
+
 def test_publish_signal_needs_a_side_or_a_value_and_keeps_what_it_sent() -> None:
     class Backtest(Context):
         now = 5_000_000

@@ -6,42 +6,52 @@ to `deliver` (the strategy host, which queues it for the strategies trading its 
 `secret`, published signals are signed and received ones that are not are ignored. The peer runs on
 a thread with its own event loop, so neither WebRTC nor a slow subscriber ever blocks the engine or
 the HTTP server; the engine side only calls `publish`, which hands the signal over and returns.
+Until the signaling server has registered the peer it keeps trying (a refusal of its key or id is
+final): meanwhile senders' offers wait on the server, then expire, and they are told (EXPIRE).
 """
 
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from tradsys.p2p.connection import ConnectionClosed, DataConnection
 from tradsys.p2p.peer import Peer
 from tradsys.p2p.signal import InvalidSignal, Signal
+from tradsys.p2p.signaling import SignalingError
 
 log = logging.getLogger("tradsys.p2p")
 
 MAX_SUBSCRIBERS: Final = 100
 """Open connections to the daemon's peer; past it a new one is closed."""
+RETRY_S: Final = 1.0
+"""Pause between registration attempts (each already retries for its own timeout)."""
 
 
 class SignalHub:
     def __init__(self, url: str, key: str, peer_id: str, deliver: Callable[[dict[str, Any]], None],
-                 secret: bytes | None = None) -> None:
+                 secret: bytes | None = None, attempt_s: float = 10.0) -> None:
+        """`attempt_s`: how long one registration attempt waits for the server's OPEN."""
         self.peer = Peer(url, key, peer_id)
+        self.attempt_s = attempt_s
         self.deliver = deliver
         self.secret = secret
         self.subscribers: set[DataConnection] = set()
         self.received = 0
         self.ignored = 0
         self.published = 0
+        self.registered = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        """The peer's own tasks (registration and accepting, one reader per subscriber), ended by `stop`."""
         self._thread = threading.Thread(target=self._run, name="tradsys-p2p", daemon=True)
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Start the peer's thread and wait (up to `timeout`) until the signaling server has it."""
+    def start(self, timeout: float = 10.0) -> bool:
+        """Start the peer's thread and wait (up to `timeout`) until the signaling server has it;
+        False if it has not yet (it goes on trying)."""
         self._thread.start()
-        self._ready.wait(timeout)
+        return self.registered.wait(timeout)
 
     def publish(self, doc: dict[str, Any]) -> None:
         """Send a signal to every subscriber (any thread; returns at once)."""
@@ -52,26 +62,41 @@ class SignalHub:
     def stop(self) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            asyncio.run_coroutine_threadsafe(self.peer.close(), loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._close(), loop).result(10)
             loop.call_soon_threadsafe(loop.stop)
         self._thread.join(10)
 
+    async def _close(self) -> None:
+        await self.peer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _run(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
-        loop.create_task(self._main())
+        loop.call_soon(self._spawn, self._main())
         try:
             loop.run_forever()
         finally:
             loop.close()
 
     async def _main(self) -> None:
-        try:
-            await self.peer.start()
-        except Exception as exc:
-            log.error("p2p.hub_unregistered id=%s error=%r", self.peer.id, exc)
-            return
-        finally:
-            self._ready.set()
+        while True:
+            try:
+                await self.peer.start(self.attempt_s)
+                break
+            except SignalingError as exc:
+                log.error("p2p.hub_refused id=%s error=%s", self.peer.id, exc)
+                return
+            except (OSError, TimeoutError) as exc:
+                log.warning("p2p.hub_unregistered id=%s error=%r retrying=true", self.peer.id, exc)
+                await asyncio.sleep(RETRY_S)
+        self.registered.set()
         log.info("p2p.hub_open id=%s", self.peer.id)
         while True:
             conn = await self.peer.accept()
@@ -79,7 +104,7 @@ class SignalHub:
                 await conn.close()
                 continue
             self.subscribers.add(conn)
-            asyncio.create_task(self._read(conn))
+            self._spawn(self._read(conn))
 
     async def _read(self, conn: DataConnection) -> None:
         try:
