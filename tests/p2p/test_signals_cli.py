@@ -12,14 +12,19 @@ from queue import Queue
 import pytest
 
 from tests.conftest import DaemonProcess
-from tradsys.p2p.signal import InvalidSignal, Signal
+from tests.p2p.conftest import peer_key
+from tradsys.signals import InvalidSignal, Signal
 
 SECRET = b"desk-secret"
 
 
-def _env(daemon: DaemonProcess) -> dict[str, str]:
+def _env(daemon: DaemonProcess, subject: str | None = None) -> dict[str, str]:
+    """The daemon's home (its admin token, subject "admin"), or a viewer token with `subject`."""
     env = {**os.environ, "TRADSYS_HOME": str(daemon.home)}
     env.pop("TRADSYS_SIGNAL_SECRET", None)
+    env.pop("TRADSYS_TOKEN", None)
+    if subject is not None:
+        env["TRADSYS_TOKEN"] = peer_key(daemon, subject)
     return env
 
 
@@ -50,8 +55,9 @@ def _listener(daemon: DaemonProcess, *args: str) -> Iterator[tuple[subprocess.Po
             reader.join(10)
 
 
-def _send(daemon: DaemonProcess, to: str, body: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_cli(daemon, "send", "--to", to, body, *args), env=_env(daemon), text=True,
+def _send(daemon: DaemonProcess, to: str, body: str, *args: str,
+          subject: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(_cli(daemon, "send", "--to", to, body, *args), env=_env(daemon, subject), text=True,
                           capture_output=True, timeout=60)
 
 
@@ -66,7 +72,7 @@ def test_a_listener_prints_what_senders_send_in_either_serialization(signaling: 
         got = [json.loads(lines.get(timeout=20)) for _ in range(2)]
         assert proc.wait(20) == 0
     sent = json.loads(first.stdout)
-    assert got[0] == sent and sent["sender"] == "cli-a" and sent["strength"] == 0.7 and sent["time"] > 0
+    assert got[0] == {**sent, "subject": "admin"} and sent["sender"] == "cli-a" and sent["strength"] == 0.7 and sent["time"] > 0
     assert (got[1]["symbol"], got[1]["value"], got[1]["sender"]) == ("ETH-USD", -1.5, "cli-b")
 
 
@@ -85,6 +91,22 @@ def test_with_a_secret_a_listener_ignores_unsigned_and_forged_signals(signaling:
     assert Signal.parse(doc).verified(SECRET)
     said = "".join(errors.queue)
     assert "ignored from stranger: no signature" in said and "ignored from forger: bad signature" in said
+
+
+def test_with_from_a_listener_takes_signals_only_from_the_token_subjects_it_names(signaling: DaemonProcess) -> None:
+    """The subject is the one of the sender's token, as the daemon vouches: one a sender writes itself
+    is replaced."""
+    with _listener(signaling, "--id", "desk-from", "--json", "--count", "1", "--from", "friend-desk") \
+            as (proc, lines, errors):
+        forged = '{"symbol":"BTC-USD","side":"sell","subject":"friend-desk"}'
+        assert _send(signaling, "desk-from", forged, "--id", "eve-1", subject="eve").returncode == 0
+        friendly = _send(signaling, "desk-from", '{"symbol":"ETH-USD","side":"buy"}', "--id", "friend-1",
+                         subject="friend-desk")
+        assert friendly.returncode == 0, friendly.stderr
+        doc = json.loads(lines.get(timeout=20))
+        assert proc.wait(20) == 0
+    assert (doc["symbol"], doc["sender"], doc["subject"]) == ("ETH-USD", "friend-1", "friend-desk")
+    assert "ignored from eve-1: token subject 'eve' is not an allowed sender" in "".join(errors.queue)
 
 
 def test_send_says_why_it_fails(signaling: DaemonProcess) -> None:

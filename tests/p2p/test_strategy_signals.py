@@ -15,7 +15,7 @@ from tradsys.proto import strategy_pb2 as spb
 from tradsys.proto import strategy_pb2_grpc as spb_grpc
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "strategies" / "signal_follower.py"
-CONFIG = '[p2p]\nenabled = true\nid = "tradsys"\nice_addresses = ["127.0.0.1"]\n'
+CONFIG = '[p2p]\nenabled = true\nid = "tradsys"\nice_addresses = ["127.0.0.1"]\nsenders = ["peer"]\n'
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ import typer
 
 from tradsys.cli.client import EXIT_AUTH, EXIT_UNREACHABLE, EXIT_USAGE, CliError, _local, _pid_info, target
 from tradsys.cli.output import JsonOption, coloured, console, emit_line, err_console, handle_errors, side_style
+from tradsys.signals import InvalidSignal, Signal, admit
 
 if TYPE_CHECKING:
     from tradsys.p2p import DataConnection, Peer
-    from tradsys.p2p.signal import Signal
 
 signals_app = typer.Typer(help="Trading signals, peer to peer (WebRTC, PeerJS-compatible).", no_args_is_help=True)
 
@@ -70,17 +70,20 @@ def listen(
     as_json: Annotated[bool, JsonOption] = False,
     secret: Annotated[str | None, SecretOption] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=0, help="Exit after this many signals (0: never).")] = 0,
+    senders: Annotated[list[str] | None, typer.Option(
+        "--from", help="Only from peers whose token has this subject, as the daemon vouches (repeatable).")] = None,
     http: Annotated[str | None, HttpOption] = None,
     ice: Annotated[list[str] | None, IceOption] = None,
 ) -> None:
     """Join as a peer and print the signals others send us, until Ctrl-C (JSON lines with --json).
 
-    Example: tradsys signals listen --id desk-1 --json
+    Each signal shows its sender's token subject (`subject`), as the daemon vouches for it.
+    Example: tradsys signals listen --id desk-1 --json > signals.jsonl   (a recording a backtest can replay)
     """
-    asyncio.run(_listen(_peer(http, peer_id, ice), as_json, _secret(secret), count))
+    asyncio.run(_listen(_peer(http, peer_id, ice), as_json, _secret(secret), count, senders or None))
 
 
-async def _listen(peer: "Peer", as_json: bool, secret: bytes | None, count: int) -> None:
+async def _listen(peer: "Peer", as_json: bool, secret: bytes | None, count: int, senders: list[str] | None) -> None:
     peer_id = await _start(peer)
     err_console.print(f"listening as {peer_id}")
     received = asyncio.Queue[tuple["DataConnection", Any]](1000)
@@ -106,35 +109,19 @@ async def _listen(peer: "Peer", as_json: bool, secret: bytes | None, count: int)
         shown = 0
         while count == 0 or shown < count:
             conn, doc = await received.get()
-            signal = _accepted(conn, doc, secret)
-            if signal is not None:
-                _show(signal, as_json)
-                shown += 1
+            try:
+                signal = admit(doc, conn.peer, conn.subject, secret, senders)
+            except InvalidSignal as exc:
+                err_console.print(f"ignored from {conn.peer}: {exc}")
+                continue
+            _show(signal, as_json)
+            shown += 1
     finally:
         acceptor.cancel()
         await peer.close()
 
 
-def _accepted(conn: "DataConnection", doc: Any, secret: bytes | None) -> "Signal | None":
-    """The signal in `doc`, or None (said on stderr) for one that is malformed, unsigned when a
-    secret is set, or sent in another peer's name."""
-    from tradsys.p2p.signal import InvalidSignal, Signal
-
-    try:
-        signal = Signal.parse(doc)
-    except InvalidSignal as exc:
-        err_console.print(f"ignored from {conn.peer}: {exc}")
-        return None
-    if secret is not None and not signal.verified(secret):
-        err_console.print(f"ignored from {conn.peer}: {'bad' if signal.signature else 'no'} signature")
-        return None
-    if signal.sender and signal.sender != conn.peer:
-        err_console.print(f"ignored from {conn.peer}: sent in the name of {signal.sender}")
-        return None
-    return signal
-
-
-def _show(signal: "Signal", as_json: bool) -> None:
+def _show(signal: Signal, as_json: bool) -> None:
     doc = signal.to_doc()
     if as_json:
         emit_line(doc)
@@ -142,7 +129,8 @@ def _show(signal: "Signal", as_json: bool) -> None:
     stamp = datetime.fromtimestamp(signal.time / 1000, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
     what = coloured(signal.side, side_style(signal.side)) if signal.side else f"value {signal.value}"
     extra = " ".join(f"{k}={json.dumps(v)}" for k, v in signal.extra.items())
-    console.print(" ".join(p for p in [stamp, signal.sender, signal.symbol, what, extra,
+    who = f"{signal.sender} ({signal.subject})" if signal.subject else signal.sender
+    console.print(" ".join(p for p in [stamp, who, signal.symbol, what, extra,
                                        "(signed)" if signal.signature else ""] if p))
     sys.stdout.flush()
 
@@ -165,8 +153,6 @@ def send(
 
     Example: tradsys signals send --to desk-1 '{"symbol":"BTC-USD","side":"buy","strength":0.7}'
     """
-    from tradsys.p2p.signal import InvalidSignal, Signal
-
     if serialization not in ("binary", "json"):
         raise CliError(EXIT_USAGE, f"--serialization is binary or json, not {serialization!r}")
     try:
@@ -180,8 +166,8 @@ def send(
         err_console.print(f"sent to {to} as {sent.sender}")
 
 
-async def _send(peer: "Peer", to: str, signal: "Signal", secret: bytes | None, serialization: str,
-                timeout: float) -> "Signal":
+async def _send(peer: "Peer", to: str, signal: Signal, secret: bytes | None, serialization: str,
+                timeout: float) -> Signal:
     from tradsys.p2p import ConnectionClosed, PeerUnavailable
 
     sender = await _start(peer)

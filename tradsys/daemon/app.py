@@ -21,7 +21,7 @@ from typing import Any
 
 from tradsys.daemon.alerts import Alerter, AlertRules, RejectWindow, Webhook, load_rules, log_alert
 from tradsys.daemon.auth import ensure_secrets, issue_token
-from tradsys.daemon.config import Config, section
+from tradsys.daemon.config import Config, ConfigError, section
 from tradsys.daemon.core import Core
 from tradsys.daemon.feeds import Feeds
 from tradsys.daemon.http import HttpServer
@@ -199,6 +199,9 @@ class Daemon:
         spec = self.config.raw.get("p2p") or {}
         if not spec.get("enabled"):
             return None
+        senders = spec.get("senders")
+        if senders is not None and (not isinstance(senders, list) or not all(isinstance(s, str) for s in senders)):
+            raise ConfigError(f"[p2p] senders is a list of token subjects, got {senders!r}")
         from tradsys.p2p import signaling_url, use_addresses
         from tradsys.p2p.hub import SignalHub
 
@@ -207,7 +210,7 @@ class Daemon:
         host = self.config.http_host if self.config.http_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         hub = SignalHub(signaling_url(f"{host}:{self.http_port}"), issue_token(secret, "viewer", subject="daemon-p2p"),
                         str(spec.get("id") or "tradsys"), self.strategies.on_signal,
-                        str(spec["secret"]).encode() if spec.get("secret") else None)
+                        str(spec["secret"]).encode() if spec.get("secret") else None, senders)
         self.strategies.publish = hub.publish
         hub.start()
         return hub

@@ -53,6 +53,8 @@ class DataConnection:
         self.reliable = reliable
         self.label = label or self.connection_id
         self.metadata = metadata
+        self.subject = ""
+        """The far peer's token subject, as the signaling server vouches for it (set by `Peer`)."""
         self.on_data: Callable[[Any], None] | None = None
         self.dropped = 0
         self.failure: ConnectionClosed | None = None

@@ -2,10 +2,12 @@
 
 Any peer that connects to it (`[p2p] id`, "tradsys" by default) subscribes: what a strategy publishes
 (`ctx.publish_signal`) goes to every open connection, and each signal a subscriber sends is handed
-to `deliver` (the strategy host, which queues it for the strategies trading its symbol). With a
-`secret`, published signals are signed and received ones that are not are ignored. The peer runs on
-a thread with its own event loop, so neither WebRTC nor a slow subscriber ever blocks the engine or
-the HTTP server; the engine side only calls `publish`, which hands the signal over and returns.
+to `deliver` (the strategy host, which queues it for the strategies trading its symbol), with the
+sender's token subject (`subject`) as the daemon's signaling vouched for it. With a `secret`,
+published signals are signed and received ones that are not are ignored; with `senders`, signals
+from peers whose token subject is not listed are ignored. The peer runs on a thread with its own
+event loop, so neither WebRTC nor a slow subscriber ever blocks the engine or the HTTP server; the
+engine side only calls `publish`, which hands the signal over and returns.
 Until the signaling server has registered the peer it keeps trying (a refusal of its key or id is
 final): meanwhile senders' offers wait on the server, then expire, and they are told (EXPIRE).
 """
@@ -13,13 +15,13 @@ final): meanwhile senders' offers wait on the server, then expire, and they are 
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any, Final
 
 from tradsys.p2p.connection import ConnectionClosed, DataConnection
 from tradsys.p2p.peer import Peer
-from tradsys.p2p.signal import InvalidSignal, Signal
 from tradsys.p2p.signaling import SignalingError
+from tradsys.signals import InvalidSignal, Signal, admit
 
 log = logging.getLogger("tradsys.p2p")
 
@@ -31,12 +33,14 @@ RETRY_S: Final = 1.0
 
 class SignalHub:
     def __init__(self, url: str, key: str, peer_id: str, deliver: Callable[[dict[str, Any]], None],
-                 secret: bytes | None = None, attempt_s: float = 10.0) -> None:
-        """`attempt_s`: how long one registration attempt waits for the server's OPEN."""
+                 secret: bytes | None = None, senders: Collection[str] | None = None, attempt_s: float = 10.0) -> None:
+        """`senders`: the token subjects whose signals are delivered (None: any); `attempt_s`: how long
+        one registration attempt waits for the server's OPEN."""
         self.peer = Peer(url, key, peer_id)
         self.attempt_s = attempt_s
         self.deliver = deliver
         self.secret = secret
+        self.senders = None if senders is None else frozenset(senders)
         self.subscribers: set[DataConnection] = set()
         self.received = 0
         self.ignored = 0
@@ -107,17 +111,17 @@ class SignalHub:
             self._spawn(self._read(conn))
 
     async def _read(self, conn: DataConnection) -> None:
+        said = False
         try:
             while True:
                 doc = await conn.recv()
                 try:
-                    signal = Signal.parse(doc)
-                except InvalidSignal:
+                    signal = admit(doc, conn.peer, conn.subject, self.secret, self.senders)
+                except InvalidSignal as exc:
                     self.ignored += 1
-                    continue
-                if (self.secret is not None and not signal.verified(self.secret)) or \
-                        (signal.sender and signal.sender != conn.peer):
-                    self.ignored += 1
+                    if not said:  # once per connection: a stranger's flood does not flood the log
+                        said = True
+                        log.warning("p2p.signal_ignored peer=%s subject=%s reason=%s", conn.peer, conn.subject, exc)
                     continue
                 self.received += 1
                 self.deliver(signal.to_doc())

@@ -9,6 +9,8 @@
 The browser's `new Peer(id, {host, port, path: "/", key: TOKEN})` is the same peer: either side can
 be either. `EXPIRE` from the server (our OFFER was not taken up: the peer is gone) fails that peer's
 pending `connect` with PeerUnavailable and is kept in `expired`; `LEAVE` closes its connections.
+A connection's `subject` is the far peer's token subject as the daemon's signaling vouches for it
+(from its OFFER or ANSWER; "" from a server that does not say).
 """
 
 import asyncio
@@ -118,6 +120,9 @@ class Peer:
                 return
             asyncio.ensure_future(self._deliver(conn))
         if conn is not None:
+            if kind in ("OFFER", "ANSWER"):
+                subject = message.get("subject")
+                conn.subject = subject if isinstance(subject, str) else ""
             conn.handle(message)
 
     async def _deliver(self, conn: DataConnection) -> None:
