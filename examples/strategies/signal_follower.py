@@ -1,11 +1,12 @@
 """An example strategy that trades on peers' signals and publishes its own.
 
-Live only (a backtest sends no signals): enable the daemon's peer in config.toml,
+Live, enable the daemon's peer in config.toml,
 
     [p2p]
     enabled = true
     id = "tradsys"          # the peer id subscribers connect to
     # secret = "..."        # sign what strategies publish; ignore unsigned signals
+    # senders = ["desk"]    # only signals from peers whose token's subject is listed
 
 then start it and send it a signal through the daemon's peer:
 
@@ -13,6 +14,10 @@ then start it and send it a signal through the daemon's peer:
     tradsys signals send --to tradsys '{"symbol":"BTC-USD","side":"buy","strength":0.9}'
 
 A peer connected to the daemon's peer receives what the strategy publishes (`ctx.publish_signal`).
+In a backtest, replay signals recorded with `tradsys signals listen --json > signals.jsonl`:
+
+    tradsys backtest run bars.parquet -s examples/strategies/signal_follower.py:SignalFollower \
+        -p quantity=0.01 --signals signals.jsonl
 """
 
 from typing import Any
