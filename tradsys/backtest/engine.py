@@ -113,7 +113,8 @@ class BacktestEngine:
         event-driven."""
         if sim.kind != "bars":
             return "event", run_trades
-        if self.config.vectorised and not sim.peer_signals and len(sim.runners) == 1 and sim.runners[0].strategy.vectorised():
+        one = sim.runners[0] if len(sim.runners) == 1 else None
+        if self.config.vectorised and not sim.peer_signals and one is not None and one.strategy.vectorised():
             return "vectorised", run_vectorised
         return "event", run_bars
 
