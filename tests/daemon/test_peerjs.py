@@ -55,9 +55,9 @@ def run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, 60))
 
 
-def viewer(d: DaemonProcess, ttl: timedelta | None = None) -> str:
+def viewer(d: DaemonProcess, ttl: timedelta | None = None, subject: str = "peer") -> str:
     """A viewer token: the least a peer needs."""
-    return issue_token(bytes.fromhex((d.home / "secret.key").read_text().strip()), "viewer", ttl=ttl, subject="peer")
+    return issue_token(bytes.fromhex((d.home / "secret.key").read_text().strip()), "viewer", ttl=ttl, subject=subject)
 
 
 def url(d: DaemonProcess, pid: str, token: str = "tok", key: str | None = None, path: str = "/peerjs") -> str:
@@ -93,17 +93,21 @@ def rss_mb(d: DaemonProcess, field: str = "VmRSS") -> float:
 
 @pytest.mark.parametrize("path", ["/peerjs", "/peerjs/ws"])
 def test_open_and_relay_offer_answer_candidate_with_src(pjd: DaemonProcess, path: str) -> None:
+    """`src` and `subject` (the sender's token's) are the server's, whatever the sender wrote."""
     async def main() -> None:
         a_id, b_id = f"a{path[-2:]}", f"b{path[-2:]}"
-        async with connect(url(pjd, a_id, path=path)) as a, connect(url(pjd, b_id, path=path)) as b:
+        async with connect(url(pjd, a_id, path=path, key=viewer(pjd, subject="alice"))) as a, \
+                connect(url(pjd, b_id, path=path, key=viewer(pjd, subject="bob"))) as b:
             assert await recv(a) == {"type": "OPEN"} and await recv(b) == {"type": "OPEN"}
             for kind, src, dst, sender in [("OFFER", a, b_id, a), ("ANSWER", b, a_id, b), ("CANDIDATE", a, b_id, a)]:
                 payload = {"sdp": {"type": kind.lower(), "sdp": "v=0"}, "connectionId": "dc_1"}
-                await sender.send(json.dumps({"type": kind, "dst": dst, "src": "spoofed", "payload": payload}))
+                await sender.send(json.dumps({"type": kind, "dst": dst, "src": "spoofed", "subject": "admin",
+                                              "payload": payload}))
                 receiver = b if dst == b_id else a
                 got = await recv(receiver)
                 assert got["type"] == kind and got["payload"] == payload and got["dst"] == dst
                 assert got["src"] == (a_id if sender is a else b_id), "src must be set by the server"
+                assert got["subject"] == ("alice" if sender is a else "bob"), "subject must be set by the server"
             await a.send(json.dumps({"type": "LEAVE", "dst": b_id}))
             assert (await recv(b))["type"] == "LEAVE"
 
@@ -305,10 +309,12 @@ def test_open_server_takes_the_public_key_and_lists_peers(tmp_path: Path) -> Non
     d = start_daemon(tmp_path)
     try:
         async def main() -> None:
-            async with connect(url(d, "visible", key="peerjs")) as ws:
-                assert (await recv(ws))["type"] == "OPEN"
+            async with connect(url(d, "visible", key="peerjs")) as ws, connect(url(d, "other", key="peerjs")) as other:
+                assert (await recv(ws))["type"] == "OPEN" and (await recv(other))["type"] == "OPEN"
+                await other.send(json.dumps({"type": "OFFER", "dst": "visible", "subject": "admin", "payload": {}}))
+                assert "subject" not in await recv(ws), "a peer without a token has no subject to vouch for"
                 status, body = get(d, "/peerjs/peers")
-                assert status == 200 and json.loads(body) == ["visible"]
+                assert status == 200 and json.loads(body) == ["other", "visible"]
                 assert get(d, "/peerjs/id")[0] == 200
                 assert get(d, "/peerjs/stats", bearer="not-a-token")[0] == 401  # a token given is checked
 

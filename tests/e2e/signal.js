@@ -5,6 +5,7 @@
 // (the client's default "peerjs" without one); a peer without an id in the URL asks the server for one.
 (function () {
   const params = new URLSearchParams(location.search);
+  if (params.get("python")) return;  // the page is python_peer.js's
   const options = {
     host: params.get("host"), port: Number(params.get("port")), path: "/", key: params.get("key") || "peerjs",
     secure: false, debug: 1, config: { iceServers: [] },

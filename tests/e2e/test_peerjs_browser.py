@@ -1,5 +1,5 @@
-"""Two unmodified `peerjs` clients in headless Chromium signal through the daemon and exchange a
-trading signal over a WebRTC DataConnection.
+"""Unmodified `peerjs` clients in headless Chromium signal through the daemon and exchange trading
+signals over WebRTC DataConnections: with each other, and with our Python peer (tradsys.p2p) both ways.
 
 Needs Debian's `chromium` and `tests/e2e/node_modules/peerjs` (both installed by
 `scripts/test-deps.sh`, which `make test` runs first); skipped, saying which is missing, without them.
@@ -7,6 +7,7 @@ Chromium is driven through its DevTools protocol (no Playwright/Selenium): launc
 polled with `Runtime.evaluate` until the page publishes `window.result`.
 """
 
+import asyncio
 import functools
 import json
 import os
@@ -30,6 +31,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import DaemonProcess, eventually, start_daemon
 from tradsys.daemon.auth import issue_token, load_secret
+from tradsys.p2p import DataConnection, Peer, PeerUnavailable, signaling_url, use_addresses
 
 HERE = Path(__file__).parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -38,6 +40,7 @@ FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-features=WebRtcHideLocalIpsWithMdns",  # plain loopback host candidates, no mDNS names
+    "--allow-loopback-in-peer-connection",  # 127.0.0.1 candidates, the only ones our Python peer offers
     "--remote-debugging-port=0",
 ]
 
@@ -185,3 +188,64 @@ def _stats(signaling: DaemonProcess) -> dict[str, Any]:
     token = issue_token(load_secret(signaling.home), "viewer", ttl=timedelta(minutes=1), subject="test")
     request = urllib.request.Request(f"http://{signaling.http}/peerjs/stats", headers={"Authorization": f"Bearer {token}"})
     return json.loads(urllib.request.urlopen(request).read())
+
+
+@pytest.mark.parametrize("serialization", ["binary", "json"])
+def test_a_python_peer_and_a_browser_peer_exchange_signals_both_ways(static: str, signaling: DaemonProcess,
+                                                                    serialization: str) -> None:
+    """The browser connects to the Python peer and gets its signal echoed; the Python peer connects to
+    the browser and gets an ack. In binary, bytes survive and a 20,000-character string goes in chunks."""
+    token = issue_token(load_secret(signaling.home), "viewer", ttl=timedelta(minutes=10), subject="interop")
+    python_id, browser_id = f"python-{serialization}", f"browser-{serialization}"
+    use_addresses(["127.0.0.1"])
+    python_side: dict[str, Any] = {}
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: asyncio.run(_python_peer(
+        signaling, token, python_id, browser_id, serialization, python_side, done)), daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: "ready" in python_side or "error" in python_side, timeout=20)
+        url = _page_url(static, signaling, key=token, python=python_id, me=browser_id, serialization=serialization)
+        outcome = _run_page(url, "window.result ? JSON.stringify(window.result) : null")
+    finally:
+        done.set()
+        thread.join(20)
+        use_addresses(None)
+    assert outcome["ok"], (outcome, python_side)
+    binary = serialization == "binary"
+    assert outcome["echo"] == {"symbol": "BTC-USD", "side": "buy", "strength": 0.7, "sender": browser_id,
+                               "padLength": 20000 if binary else 0, **({"blob": [0, 1, 2, 255]} if binary else {})}
+    assert python_side["got"]["sender"] == browser_id and python_side["serialization"] == serialization
+    assert python_side["ack"] == {"ack": True, "symbol": "ETH-USD", "padLength": 30000 if binary else 0,
+                                  **({"blob": [9, 8, 7]} if binary else {})}, python_side
+
+
+async def _python_peer(signaling: DaemonProcess, token: str, me: str, browser: str, serialization: str,
+                       side: dict[str, Any], done: threading.Event) -> None:
+    """Echo what the browser sends; connect to the browser (retrying until its page has registered) and
+    record its ack."""
+    try:
+        async with Peer(signaling_url(signaling.http), token, me) as peer:
+            side["ready"] = True
+            incoming = await peer.accept()
+            side["serialization"] = incoming.serialization
+            side["got"] = await incoming.recv()
+            incoming.send({"echo": side["got"]})
+            conn = await _connect_when_there(peer, browser, serialization)
+            signal: dict[str, Any] = {"symbol": "ETH-USD", "side": "sell", "sender": me}
+            if serialization == "binary":
+                signal.update(blob=b"\x09\x08\x07", pad="y" * 30000)
+            conn.send(signal)
+            side["ack"] = await conn.recv()
+            await asyncio.to_thread(done.wait, 30)
+    except Exception as exc:
+        side["error"] = repr(exc)
+
+
+async def _connect_when_there(peer: Peer, browser: str, serialization: str) -> DataConnection:
+    for _ in range(10):
+        try:
+            return await peer.connect(browser, serialization=serialization, reliable=True, timeout=20)
+        except PeerUnavailable:
+            continue
+    raise AssertionError(f"the browser peer {browser} never registered")

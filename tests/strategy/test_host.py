@@ -2,6 +2,7 @@
 
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from tradsys.engine.commands import apply
 from tradsys.engine.strategy import Param, Strategy
 
 SEC = 1_000_000_000
+FOLLOWER = Path(__file__).parents[2] / "examples" / "strategies" / "signal_follower.py"
 
 
 class MemoryStore:
@@ -149,6 +151,21 @@ def test_restore_restarts_running_instances() -> None:
     driver.tick()
     mine = [o for o in venue.orders.values() if o.account == "mm-bot"]
     assert len(mine) == 2 and all(o.id.startswith(f"st{inst.id}-") for o in mine)
+
+
+def test_a_signal_that_comes_before_the_launch_reaches_the_strategy_once_it_runs() -> None:
+    """StartStrategy answers before the engine's next tick launches the instance: a peer's signal in
+    between waits for the launch (one for another symbol is not its business)."""
+    host, _, driver = setup()
+    published: list[dict] = []
+    host.publish = published.append
+    inst = host.start(f"{FOLLOWER}:SignalFollower", {"quantity": "0.01"})
+    host.on_signal({"symbol": "ETH-USD", "side": "sell", "strength": 0.9, "sender": "desk"})
+    host.on_signal({"symbol": "BTC-USD", "side": "buy", "strength": 0.9, "sender": "desk"})
+    for _ in range(3):
+        driver.tick()
+    assert host.status(inst.id)["position"] == "BTC-USD +0.01"
+    assert [(p["side"], p["reason"], p["price"]) for p in published] == [("buy", "filled", "60010.0")]
 
 
 def lone_market() -> tuple[StrategyHost, Venue, Driver]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 DEFAULT_BACKTEST_LIMITS: dict[str, Any] = {"price_band_pct": None, "breaker_move_pct": None}
@@ -23,7 +24,10 @@ class BacktestConfig:
     limits: dict[str, Any] = field(default_factory=dict)
     """Risk limits for the strategies' accounts, on top of DEFAULT_BACKTEST_LIMITS (venue-wide)."""
     vectorised: bool = True
-    """Use a strategy's `signals` on bars when it has one."""
+    """Use a strategy's `signals` on bars when it has one (not when peers' signals are replayed)."""
     tick_size: str | None = None
     lot_size: str | None = None
     """For every symbol of the data; default the venue's, or read from the data (`tradsys.backtest.instruments`)."""
+    signals: str | Path | list[dict[str, Any]] | None = None
+    """Peers' signals to replay to `on_signal` (`tradsys.backtest.signals`): a recording, as
+    `tradsys signals listen --json` writes it, or the signals themselves."""

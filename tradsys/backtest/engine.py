@@ -26,6 +26,7 @@ from tradsys.backtest.context import BacktestContext
 from tradsys.backtest.event_bars import run_bars
 from tradsys.backtest.instruments import backtest_instruments, quote_currency
 from tradsys.backtest.result import BacktestResult, build_result
+from tradsys.backtest.signals import SignalReplay, load_signals
 from tradsys.backtest.sim import ProgressFn, Simulation
 from tradsys.backtest.trades import run_trades
 from tradsys.backtest.vectorised import run_vectorised
@@ -89,6 +90,8 @@ class BacktestEngine:
         instruments = backtest_instruments(data, self.frame, self.config.tick_size, self.config.lot_size)
         config = replace(self.config, currency=self.config.currency or quote_currency(instruments, data.symbols))
         sim = Simulation(config, instruments, data.kind)
+        if config.signals is not None:
+            sim.peer_signals = SignalReplay(load_signals(config.signals))
         started = time.perf_counter()
         frame = with_ticks(self.frame, data.kind, data.symbols, sim.venue.instruments)
         for i, entry in enumerate(self.entries):
@@ -106,10 +109,12 @@ class BacktestEngine:
 
     def _mode(self, sim: Simulation) -> tuple[str, RunMode]:
         """The run mode and its name in the result's info: vectorised when the data are bars and the
-        one strategy has `signals` (unless the config says not), else event-driven."""
+        one strategy has `signals` (unless the config says not, or peers' signals are replayed), else
+        event-driven."""
         if sim.kind != "bars":
             return "event", run_trades
-        if self.config.vectorised and len(sim.runners) == 1 and sim.runners[0].strategy.vectorised():
+        one = sim.runners[0] if len(sim.runners) == 1 else None
+        if self.config.vectorised and not sim.peer_signals and one is not None and one.strategy.vectorised():
             return "vectorised", run_vectorised
         return "event", run_bars
 

@@ -44,6 +44,7 @@ class BarReplay:
             sim.histories = {s: Bars.of(s, frame.filter(pl.col("symbol") == s)) for s in symbols}
             self.end_ns = frame.get_column("end_ns").to_list()
             self.rows = frame.get_column("symbol").to_list()
+        self.start_ns = int(frame.get_column("ts")[0]) if frame.height else 0
         self.symbols = symbols
         self.books = {s: sim.venue.books[s] for s in symbols}
         self.resting: set[str] = set()
@@ -61,8 +62,11 @@ class BarReplay:
             runner.start()
         self.refresh()
         n = self.n
+        if n:
+            sim.peer_signals.skip_before(self.start_ns)
         step = max(1, n // 200)
-        one = self.rows is None and not self.timer_runners and len(self.calls) == 1 and self.calls[0][2]
+        one = (self.rows is None and not self.timer_runners and len(self.calls) == 1 and self.calls[0][2]
+               and not sim.peer_signals)
         self.one = self.calls[0] if one else None
         rows = self.rows_of_one if one else self.rows_between
         for start in range(0, n, step):
@@ -105,22 +109,33 @@ class BarReplay:
 
     def rows_between(self, start: int, stop: int) -> None:
         """Rows `start` to `stop` - 1 in turn: each bar's open, then at its close the timers and the
-        bar callbacks."""
+        bar callbacks; peers' signals before the open or the close they precede."""
         sim = self.sim
         pending, resting, histories = sim.pending, self.resting, sim.histories
         rows, end_ns = self.rows, self.end_ns
         bars = histories[self.symbols[0]]
         symbol = bars.symbol
         calls, timer_runners = self.calls, self.timer_runners
+        signals = sim.peer_signals
+        next_signal = signals.next_ns
         for i in range(start, stop):
             if rows is not None:
                 symbol = rows[i]
                 bars = histories[symbol]
+            end = end_ns[i]
+            if next_signal <= end:  # a signal comes before this bar's open, or during the bar
+                signals.until(sim, bars.source("ts")[bars.n])
+                self.settle()
+                calls, timer_runners = self.calls, self.timer_runners
             if pending or resting:  # something may happen at this bar's open
                 self.bar_open(symbol, bars)
                 calls, timer_runners = self.calls, self.timer_runners
+            if next_signal <= end:
+                signals.until(sim, end)
+                next_signal = signals.next_ns
+                self.settle()
+                calls, timer_runners = self.calls, self.timer_runners
             bars.advance()
-            end = end_ns[i]
             sim.now = end
             if timer_runners:
                 for runner in timer_runners:
@@ -170,10 +185,13 @@ class BarReplay:
                 _through_ask(sim, symbol, book, high)
                 _through_bid(sim, symbol, book, low)
             self.rest(symbol)
-        for runner in self.live:
-            if runner.state != "running":
-                self.refresh()
-                break
+        self.settle()
+
+    def settle(self) -> None:
+        """After callbacks the bar loop does not make itself (orders', signals'): a runner that failed
+        gets nothing more."""
+        if any(r.state != "running" for r in self.live):
+            self.refresh()
 
     def rest(self, symbol: str) -> None:
         """Whether strategy orders rest on `symbol`'s book, after something may have changed it."""

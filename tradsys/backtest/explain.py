@@ -3,7 +3,8 @@
 A run with no order or no fill is nearly always one of a few things a user can fix: the strategy
 needs more bars than the data have, it works on bars and was given trades, or the venue refused
 its orders (capital in another currency, sizes below the lot, a risk limit). Annualised metrics
-from a short span are marked too: a few lucky days compound to absurd yearly figures.
+from a short span are marked too: a few lucky days compound to absurd yearly figures. Replayed
+peers' signals that reached no strategy are counted, with why.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ def explain(sim: Simulation, rows: int, symbols: int, metrics: dict[str, Any]) -
             hint = HINTS.get(reason, RISK_HINT if reason.startswith(("max_", "daily_", "rate_")) else "")
             text = f"{count:,} order{'s' if count != 1 else ''} refused: {reason}"
             out.append(text + (": " + hint.format(capital=capital) if hint else ""))
+    if sim.peer_signals:
+        counts = sim.peer_signals.summary()
+        if counts["outside_data"]:
+            out.append(f"{counts['outside_data']:,} of {counts['recorded']:,} recorded signals fall outside the "
+                       "data's time and were not replayed: record while the data are, or widen --timerange")
+        if counts["no_strategy"]:
+            out.append(f"{counts['no_strategy']:,} recorded signals are for symbols no strategy trades")
     days = metrics.get("span_days")
     if days is not None and 0 < days < MIN_ANNUAL_DAYS:
         out.append(f"the data span {days:,.1f} days: CAGR is withheld, and Sharpe, Sortino and volatility are "

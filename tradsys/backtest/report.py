@@ -61,6 +61,9 @@ def summary_table(result: BacktestResult, title: str | None = None) -> Table:
     rate = info.get("rows_per_s")
     lines = [f"{info.get('rows', 0):,} {info.get('kind')} in {info.get('elapsed_s', 0):.2f}s "
              f"({rate:,.0f}/s, {info.get('mode')})"] if rate else []
+    signals = info.get("signals")
+    if signals:
+        lines.append(f"{signals['delivered']:,} of {signals['recorded']:,} recorded signals replayed to the strategy")
     lines += [f"[yellow]warning:[/] {escape(w)}" for w in result.warnings]
     table.caption = "\n".join(lines) or None
     table.caption_justify = "left"

@@ -40,7 +40,8 @@ class BacktestResult:
     strategies: list[dict[str, Any]]
     logs: list[tuple[str, int, str]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
-    """Run facts: data kind and rows, mode (vectorised/event), elapsed seconds, rows per second."""
+    """Run facts: data kind and rows, mode (vectorised/event), elapsed seconds, rows per second; with
+    replayed peers' signals, what became of them (`signals`)."""
     warnings: list[str] = field(default_factory=list)
     """Why the run sent no order or got no fill, refusals by reason, metrics from a short span."""
     prices: pl.DataFrame = field(default_factory=pl.DataFrame)
@@ -134,6 +135,8 @@ def build_result(sim: Simulation, data: MarketData, frame: pl.DataFrame, mode: s
         "orders_sent": sim.orders_sent, "rejections": dict(sim.rejections),
         "fill_rules": "bars: next-open / trade-through" if sim.kind == "bars" else f"trades: queue={sim.config.queue}, latency={sim.config.latency_ms}ms",
     }
+    if sim.peer_signals:
+        info["signals"] = sim.peer_signals.summary()
     warnings = explain(sim, rows, len(data.symbols), metrics)
     every = max(1, rows // (MAX_CHART_POINTS * max(1, len(data.symbols))))
     prices = timeline.filter(pl.int_range(pl.len()).over("symbol") % every == 0).rename({"mark": "price"})

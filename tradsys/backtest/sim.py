@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from tradsys.backtest.config import DEFAULT_BACKTEST_LIMITS, BacktestConfig
 from tradsys.backtest.rules import MARKET_ACCOUNT
+from tradsys.backtest.signals import SignalReplay
 from tradsys.engine import (
     Instrument, Order, OrderAccepted, OrderFilled, OrderRejected, OrderType, Side, TimeInForce, Venue, VenueConfig,
     new_order,
@@ -67,6 +68,8 @@ class Simulation:
         """account -> runner id, for the fills table."""
         self.histories: dict[str, Bars] = {}
         """Bars: each symbol's history, shared by the strategies (`ctx.bars`); the run moves its `n`."""
+        self.peer_signals = SignalReplay()
+        """Recorded peers' signals the run hands to `on_signal` at their times (none unless given)."""
 
     def add_runner(self, runner: StrategyRunner) -> None:
         self.runners.append(runner)

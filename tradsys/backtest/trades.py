@@ -2,7 +2,7 @@
 `tradsys.backtest.rules`).
 
 The replay skips, in a tight loop, every trade that can neither fill a resting strategy order nor
-come after a due event (an action arriving, a timer), unless a strategy wants `on_trade`.
+come after a due event (an action arriving, a peer's signal, a timer), unless a strategy wants `on_trade`.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ class TradeReplay:
         sim.now = self.ts[0] if self.n else 0
         for runner in sim.runners:
             runner.start()
+        if self.n:
+            sim.peer_signals.skip_before(self.ts[0])
         self.thresholds()
         report = None if progress is None else _Report(progress, self.n)
         if self.trade_runners:
@@ -93,8 +95,10 @@ class TradeReplay:
             self.hi[k] = NEVER if ask is None else (ask - 1 if touch else ask)
 
     def next_event(self) -> int:
-        """When the next action arrives or timer is due (NEVER if none)."""
+        """When the next action arrives, signal comes or timer is due (NEVER if none)."""
         t = self.sim.timed[0][0] if self.sim.timed else NEVER
+        if self.sim.peer_signals.next_ns < t:
+            t = self.sim.peer_signals.next_ns
         for runner in self.sim.runners:
             nt = runner.ctx.timers.next_ns
             if nt is not None and nt < t and runner.state == "running":
@@ -102,8 +106,8 @@ class TradeReplay:
         return t
 
     def event(self, t_evt: int, i: int) -> int:
-        """Deliver actions that arrive at t_evt and fire due timers, before trade i; returns the next
-        event time."""
+        """Deliver actions that arrive at t_evt, then peers' signals, and fire due timers, before trade i;
+        returns the next event time."""
         sim = self.sim
         sim.now = t_evt
         self.pos = i
@@ -113,6 +117,9 @@ class TradeReplay:
             while timed and timed[0][0] <= t_evt:
                 _, symbol, action = timed.popleft()
                 sim.deliver(symbol, action, self.last_ticks(symbol))
+            if sim.peer_signals.next_ns <= t_evt:
+                sim.peer_signals.until(sim, t_evt)
+                sim.now = t_evt
             for runner in sim.runners:
                 if runner.state == "running":
                     runner.timers(t_evt)

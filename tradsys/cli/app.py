@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "tail": "tradsys.cli.tail:tail",
     "watch": "tradsys.cli.watch:watch",
     "data": "tradsys.cli.data:data_app",
+    "signals": "tradsys.cli.signals:signals_app",
 }
 """Each top-level command, in help order: `module:attribute`, a Typer group or a command function."""
 

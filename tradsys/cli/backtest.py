@@ -152,6 +152,9 @@ def run(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv for --out.")] = "parquet",
     report: Annotated[Path | None, typer.Option("--report", help="Write the HTML report here: price with buys and sells, equity, drawdown, trades.")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")] = None,
+    signals: Annotated[Path | None, typer.Option(
+        "--signals", exists=True, dir_okay=False, help="Replay these recorded peers' signals (JSON lines, as "
+        "`tradsys signals listen --json` writes them) to the strategy's on_signal at their times.")] = None,
 ) -> None:
     """Run one strategy over a data file and print its metrics.
 
@@ -162,6 +165,8 @@ def run(
 
     if fmt not in ("parquet", "csv"):
         raise _fail("--format must be parquet or csv")
+    if signals is not None:
+        options = {**options, "signals": signals}
     try:
         params = parse_assignments(param)
         show = err.is_terminal if progress is None else progress

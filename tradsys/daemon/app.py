@@ -20,8 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 from tradsys.daemon.alerts import Alerter, AlertRules, RejectWindow, Webhook, load_rules, log_alert
-from tradsys.daemon.auth import ensure_secrets
-from tradsys.daemon.config import Config, section
+from tradsys.daemon.auth import ensure_secrets, issue_token
+from tradsys.daemon.config import Config, ConfigError, section
 from tradsys.daemon.core import Core
 from tradsys.daemon.feeds import Feeds
 from tradsys.daemon.http import HttpServer
@@ -90,6 +90,8 @@ class Daemon:
         self.market: SimulatedMarket | None = None
         self.live: LiveMarkets | None = None
         self.webhook: Webhook | None = None
+        self.p2p: Any = None
+        """The daemon's own peer (tradsys.p2p.hub.SignalHub) when `[p2p] enabled`."""
         self.signal_sources: list[Callable[[int], dict[str, dict[tuple, float]]]] = []
         """Extra alert signals (e.g. strategy drawdown) from components that own them."""
         self.started_ns = time.time_ns()
@@ -186,6 +188,7 @@ class Daemon:
             self.store.close()
             raise
         self.http_port = self.http.port
+        self.p2p = self._p2p(secret)
         self.grpc.start()
         self.alerter.start()
         self.grpc.set_serving(True)
@@ -194,6 +197,28 @@ class Daemon:
             log, logging.INFO, "daemon.started", grpc=f"{config.grpc_host}:{self.grpc_port}",
             http=f"{config.http_host}:{self.http_port}", market="simulated" if market else "off", pid=os.getpid(),
         )
+
+    def _p2p(self, secret: bytes) -> Any:
+        """The daemon's own peer, signaling through our /peerjs, for the strategies' signals; None
+        unless `[p2p] enabled` (aiortc is imported only then)."""
+        spec = self.config.raw.get("p2p") or {}
+        if not spec.get("enabled"):
+            return None
+        senders = spec.get("senders")
+        if senders is not None and (not isinstance(senders, list) or not all(isinstance(s, str) for s in senders)):
+            raise ConfigError(f"[p2p] senders is a list of token subjects, got {senders!r}")
+        from tradsys.p2p import signaling_url, use_addresses
+        from tradsys.p2p.hub import SignalHub
+
+        if spec.get("ice_addresses"):
+            use_addresses([str(a) for a in spec["ice_addresses"]])
+        host = self.config.http_host if self.config.http_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        hub = SignalHub(signaling_url(f"{host}:{self.http_port}"), issue_token(secret, "viewer", subject="daemon-p2p"),
+                        str(spec.get("id") or "tradsys"), self.strategies.on_signal,
+                        str(spec["secret"]).encode() if spec.get("secret") else None, senders)
+        self.strategies.publish = hub.publish
+        hub.start()
+        return hub
 
     def _market(self, venue: Venue) -> SimulatedMarket | None:
         config = self.config
@@ -278,6 +303,8 @@ class Daemon:
         if self.live is not None:
             self.live.stop()
         self.hub.close_all("the daemon is shutting down")
+        if self.p2p is not None:
+            self.p2p.stop()
         if self.core is not None:
             self.core.stop()
         self.http.stop()

@@ -13,10 +13,12 @@ so an unmodified client works with `{host, port, path: "/", key: TOKEN}`:
   expires) or the concurrent-peer limit; `ID-TAKEN` when the id is held under another token (the
   same token re-attaches, as after a reconnect).
 - `OFFER`, `ANSWER`, `CANDIDATE` and `LEAVE` go to `dst` with `src` set by us (never trusted from
-  the sender). Messages for an absent peer wait in a queue delivered when it connects; unread past
-  `expire_timeout` they are dropped and the sender gets one `EXPIRE` per destination. A message
-  that would pass a bound (`peerjs_queues`) is dropped, counted by the bound's name, and its
-  sender gets `EXPIRE` for that destination, as if it had timed out.
+  the sender), and `subject`: the subject of the token the sender registered with (absent for the
+  public key of an open server), so that a peer knows who a connection comes from, as this daemon
+  vouches for it (the JS client ignores the field). Messages for an absent peer wait in a queue
+  delivered when it connects; unread past `expire_timeout` they are dropped and the sender gets one
+  `EXPIRE` per destination. A message that would pass a bound (`peerjs_queues`) is dropped, counted
+  by the bound's name, and its sender gets `EXPIRE` for that destination, as if it had timed out.
   Any message, `HEARTBEAT` included, keeps a peer alive; one silent past `alive_timeout` is dropped.
 - HTTP `GET /KEY/id` (a fresh id), `/KEY/peers` (only with `allow_discovery`, else 401),
   `/KEY/stats` (JSON counters), also under `/peerjs/` (the client's `path: "/peerjs"`).
@@ -245,6 +247,10 @@ class PeerServer:
                 if not isinstance(message, dict):
                     continue
                 message["src"] = pid
+                if principal is not None:
+                    message["subject"] = principal.subject
+                else:
+                    message.pop("subject", None)
                 if message.get("type") in RELAYED:
                     self._transmit(message)
         except ConnectionClosed:

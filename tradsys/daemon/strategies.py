@@ -30,12 +30,13 @@ import copy
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tradsys.daemon.ids import run_tag
-from tradsys.daemon.strategy_worker import MAX_OWN_EVENTS, StrategyWorker
+from tradsys.daemon.strategy_worker import MARKET_BACKLOG, MAX_OWN_EVENTS, StrategyWorker
 from tradsys.engine import BarAggregator, Event, OrderFilled, OrderRejected, Venue, parse_interval
 from tradsys.engine.commands import fmt
 from tradsys.engine.events import OrderAccepted, OrderAmended, OrderTriggered
@@ -125,6 +126,10 @@ class LiveContext(Context):
     def book(self, symbol: str | None = None) -> BookData:
         return self.host.books[symbol or self.symbols[0]]
 
+    def _publish(self, doc: dict[str, Any]) -> None:
+        if self.host.publish is not None:
+            self.host.publish(doc)
+
 
 @dataclass
 class Instance:
@@ -158,6 +163,10 @@ class Instance:
     peak_equity: int = 0
     drawdown: float = 0.0
     """Below peak equity, as a ratio; the drawdown alert watches it."""
+    early_signals: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MARKET_BACKLOG))
+    """Peers' signals that arrived before its worker existed (StartStrategy answers before the engine's
+    next tick launches it), handed to the worker at launch; past the bound the oldest are dropped."""
+    early_dropped: int = 0
 
     def params_text(self) -> dict[str, str]:
         return {k: format_value(v) for k, v in self.params.items() if v is not None}
@@ -180,6 +189,8 @@ class StrategyHost:
         self.recent_bars: Callable[[str, int], list[Any]] = lambda symbol, interval_ns: []
         """The daemon's closed bars of a symbol at an interval (`Feeds.closed_bars`): what a restored
         `on_bars` strategy's history starts with."""
+        self.publish: Any = None
+        """Where strategies' signals go (the daemon's peer, `[p2p]`); None: nowhere."""
 
     # -- requests (any thread) ----------------------------------------------------------------
 
@@ -284,6 +295,21 @@ class StrategyHost:
             if str(row["id"]) not in self.instances:
                 ids.append(str(row["id"]))
         return [self.status(i) for i in ids]
+
+    def on_signal(self, doc: dict[str, Any]) -> None:
+        """A peer's trading signal (any thread): queued, as market data is, for each starting or running
+        instance that trades its symbol; one not launched yet gets it at launch. Under the lock, so
+        that what waited for the launch reaches the worker before what comes after."""
+        with self._lock:
+            for inst in self.instances.values():
+                if inst.state not in ("starting", "running") or doc.get("symbol") not in inst.symbols:
+                    continue
+                if inst.worker is not None:
+                    inst.worker.market("signal", [doc])
+                    continue
+                if len(inst.early_signals) == inst.early_signals.maxlen:
+                    inst.early_dropped += 1
+                inst.early_signals.append(doc)
 
     def _persist(self, inst: Instance, state: str) -> None:
         try:
@@ -405,8 +431,14 @@ class StrategyHost:
                 ctx.warm = {s: self._bar_data(self.recent_bars(s, inst.bar_ns)) for s in inst.symbols}
         inst.bars = BarAggregator([inst.bar_ns], keep=0) if inst.cls.overrides("on_bar") else None
         inst.state = "running"
-        inst.worker = StrategyWorker(inst.id, inst.symbols, lambda: self._build(inst, ctx), lambda: self._check_failed(inst),
-                                     self.books.__getitem__, lambda: self.now, self.threaded)
+        worker = StrategyWorker(inst.id, inst.symbols, lambda: self._build(inst, ctx), lambda: self._check_failed(inst),
+                                self.books.__getitem__, lambda: self.now, self.threaded)
+        with self._lock:
+            inst.worker = worker
+            if inst.early_dropped:
+                worker.conflated["signal"] += inst.early_dropped
+            worker.market("signal", list(inst.early_signals))
+            inst.early_signals.clear()
 
     def _build(self, inst: Instance, ctx: LiveContext) -> StrategyRunner | None:
         """On the worker: the strategy's constructor and on_start are its code."""

@@ -7,7 +7,7 @@ holding up the venue. The worker takes, in this order:
 - its own order events (accepted, filled, cancelled, refused...): all of them, in order, before
   anything else waiting, as they keep its view of its orders true. A strategy more than
   `MAX_OWN_EVENTS` behind on them cannot trade safely: `own` returns False and the host fails it.
-- market data (trades, bars), first in first out, at most `MARKET_BACKLOG` waiting: past it the
+- market data (trades, bars) and peers' signals, first in first out, at most `MARKET_BACKLOG` waiting: past it the
   oldest is dropped (conflated), so a lagging strategy acts on recent data.
 - a tick (due timers, then on_book with the latest book of each symbol): at most one waits; a
   newer tick merges into it, and the books it skips count as conflated.
@@ -72,7 +72,7 @@ class StrategyWorker:
         self._inline()
         return True
 
-    def market(self, kind: str, items: list[TradeData] | list[BarData]) -> None:
+    def market(self, kind: str, items: list[TradeData] | list[BarData] | list[dict[str, Any]]) -> None:
         if not items:
             return
         with self._cond:

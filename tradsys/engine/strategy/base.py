@@ -109,7 +109,10 @@ class Strategy:
     """Subclass, declare `params`, override the callbacks you need. Every callback may use `self.ctx`.
 
     Callbacks: on_start, on_bar(bar), on_trade(trade), on_book(book), on_fill(fill),
-    on_order(order), on_timer(name), on_stop. A callback that raises stops the strategy: its open
+    on_order(order), on_timer(name), on_signal(signal), on_stop. `on_signal` gets each trading signal
+    a peer sends the daemon's peer for one of the strategy's symbols (a dict: symbol, side or value,
+    time, sender, subject...), and in a backtest each recorded one (`--signals`) at its time;
+    `self.ctx.publish_signal(...)` sends one. A callback that raises stops the strategy: its open
     orders are cancelled and the traceback logged; nothing else is affected.
 
     `on_bars(bars)` is the fast form of on_bar, called instead of it when defined: `bars` is the
@@ -140,6 +143,7 @@ class Strategy:
     def on_fill(self, fill: FillData) -> None: ...
     def on_order(self, order: OrderData) -> None: ...
     def on_timer(self, name: str) -> None: ...
+    def on_signal(self, signal: dict[str, Any]) -> None: ...
     def on_stop(self) -> None: ...
 
     @classmethod

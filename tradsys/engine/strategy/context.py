@@ -101,6 +101,8 @@ class Context:
         self.logger = logger or logging.getLogger("tradsys.strategy")
         self.messages: list[tuple[int, str]] = []
         """What the strategy logged, (ts, text), for backtest results; live it also goes to the daemon log."""
+        self.published: list[dict[str, Any]] = []
+        """Signals published (`publish_signal`), for backtest results; live they also go to the daemon's peer."""
         self.stopped = False
         self._prefix = id_prefix
         self._n = 0
@@ -262,6 +264,32 @@ class Context:
         if len(self.messages) > 10_000:
             del self.messages[:5_000]
         self.logger.info("strategy.log %s", text)
+
+    # -- signals ----------------------------------------------------------------------------------
+
+    def publish_signal(self, side: str | None = None, value: float | None = None, symbol: str | None = None,
+                       **extra: Any) -> dict[str, Any]:
+        """Publish a trading signal (a side, a value, or both) to the peers subscribed to the daemon's
+        own peer (`[p2p]`); extra fields travel as they are. Returns the signal as sent."""
+        if side is not None and side not in (BUY, SELL):
+            raise StrategyError(f"side is {BUY} or {SELL}, not {side!r}")
+        if side is None and value is None:
+            raise StrategyError("a signal needs a side or a value")
+        doc: dict[str, Any] = {"symbol": symbol or self.symbols[0]}
+        if side is not None:
+            doc["side"] = side
+        if value is not None:
+            doc["value"] = value
+        doc.update(extra)
+        doc["time"] = self.now // 1_000_000
+        self.published.append(doc)
+        if len(self.published) > 10_000:
+            del self.published[:5_000]
+        self._publish(doc)
+        return doc
+
+    def _publish(self, doc: dict[str, Any]) -> None:
+        """Where a live host sends a published signal; a backtest only keeps it."""
 
     # -- units ------------------------------------------------------------------------------------
 
