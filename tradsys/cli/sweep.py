@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from tradsys.cli.backtest import DataArg, ParamOpt, StrategyOpt, SymbolOpt, backtest_app, engine_options, err, out
 from tradsys.data import DataError
@@ -75,7 +76,7 @@ def sweep(
     def fail(message: str, code: int = 2) -> typer.Exit:
         if as_json:
             typer.echo(json.dumps({"error": {"exit_code": code, "message": message}}))
-        err.print(f"[red]error:[/] {message}", soft_wrap=True, markup=True, highlight=False)
+        err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
         return typer.Exit(code)
 
     try:

@@ -59,6 +59,7 @@ class RayRunner:
 
     def __init__(self, address: str, data_path: Path, job: SweepJob, workers: int | None = None) -> None:
         self.address, self.data_path, self.job, self.workers = address, data_path, job.with_source(), workers
+        self.where = f"Ray at {address}"
         self.ray = import_ray()
         self._owned = False
         self._refs: list[Any] = []

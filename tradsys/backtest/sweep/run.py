@@ -4,6 +4,7 @@ Ray), the search run (a grid, or Optuna; either inside walk-forward folds), the 
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 from tradsys.backtest.sweep import optuna_search, walk_forward as wf
 from tradsys.backtest.sweep.dataset import Dataset, facts
 from tradsys.backtest.sweep.errors import SweepError
-from tradsys.backtest.sweep.executor import Executor, RowFn
+from tradsys.backtest.sweep.executor import Executor, RowFn, Runner
 from tradsys.backtest.sweep.local import LocalRunner, default_workers
 from tradsys.backtest.sweep.objective import Objective, objective
 from tradsys.backtest.sweep.space import ParamRange, combinations, typed
@@ -23,6 +24,8 @@ from tradsys.data import MarketData
 from tradsys.engine.strategy import load_strategy
 
 SEARCHES = ("grid", "optuna")
+MAX_COMBINATIONS = 1_000_000
+"""A grid's bound: its combinations are listed before they run."""
 DEFAULT_BATCH = 8
 """Optuna trials asked at once: fixed, not the number of workers, so results do not depend on the machine."""
 
@@ -58,6 +61,10 @@ class SweepSettings:
                 raise SweepError("a grid search needs --grid NAME=V1,V2,... (or --search optuna with --param-range)")
             if self.ranges:
                 raise SweepError("--param-range needs --search optuna")
+            size = math.prod(len(values) for values in self.grid.values())
+            if size > MAX_COMBINATIONS:
+                raise SweepError(f"the grid has {size:,} combinations, over {MAX_COMBINATIONS:,}: "
+                                 "search it with --search optuna and --param-range instead")
         elif not (self.ranges or self.grid):
             raise SweepError("--search optuna needs --param-range NAME=LOW:HIGH (or --grid values to choose from)")
         both = sorted(set(self.grid) & {r.name for r in self.ranges})
@@ -119,25 +126,24 @@ def run_sweep(data: MarketData, settings: SweepSettings, on_start: StartFn | Non
         if settings.ray is not None:
             from tradsys.backtest.sweep.ray_runner import RayRunner
 
-            runner: Any = RayRunner(settings.ray, data_path, job, settings.workers)
+            runner: Runner = RayRunner(settings.ray, data_path, job, settings.workers)
         else:
             workers = min(settings.workers or default_workers(), total if settings.search == "grid"
                           else settings.batch)
             runner = LocalRunner(data_path, job, workers)
         try:
             with runner:
-                slots = runner.slots if settings.ray is not None else runner.workers
-                where = f"Ray at {settings.ray}" if settings.ray is not None else "this machine"
+                slots = runner.slots
                 if on_start is not None:
-                    on_start(total, slots, where)
+                    on_start(total, slots, runner.where)
                 execute = Executor(runner, store, on_row)
-                report = _search(execute, settings, combos, folds)
+                results, walk = _search(execute, settings, combos, folds)
         finally:
             store.close()
-    results, walk = report
     table = settings.out / TABLE if settings.out is not None else None
     best = settings.objective.best(results) if walk is None else None
-    return SweepReport(results, settings.objective, best, walk, execute.ran, execute.skipped, slots, where, table)
+    return SweepReport(results, settings.objective, best, walk, execute.ran, execute.skipped, slots, runner.where,
+                       table)
 
 
 def _search(execute: Executor, settings: SweepSettings, combos: list[dict[str, Any]],

@@ -36,6 +36,8 @@ class ResultStore:
         self.folder, self.typed = folder, typed
         self.rows: dict[str, dict[str, Any]] = {}
         """Every row by its task's key: the journal's, then this run's."""
+        self.loaded: set[str] = set()
+        """The keys of the rows read from the journal (--resume)."""
         self._journal = None
         self._written = 0.0
         self._dirty = False
@@ -53,6 +55,7 @@ class ResultStore:
                                  "give another --out to run this one")
             for row in _read(journal):
                 self.rows[row["key"]] = row
+            self.loaded = set(self.rows)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / SPEC).write_text(json.dumps(spec, indent=2))
         self._journal = journal.open("a")
