@@ -18,12 +18,14 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from tradsys.cli.backtest import DataArg, ParamOpt, StrategyOpt, SymbolOpt, backtest_app, engine_options, err, out
+from tradsys.cli.backtest import DataArg, ParamOpt, StrategyOpt, SymbolOpt, backtest_app, engine_options, err
 from tradsys.data import DataError
 from tradsys.engine.strategy import ParamError, StrategyNotFound, load_strategy, parse_assignments
 
 EXIT_UNREACHABLE = 3
 EXIT_INTERRUPTED = 130
+REASONS = {2: "usage", EXIT_UNREACHABLE: "unreachable", EXIT_INTERRUPTED: "interrupted"}
+"""The `reason` of a --json error document, by exit code."""
 
 
 @backtest_app.command()
@@ -70,12 +72,13 @@ def sweep(
     """
     from tradsys.backtest.sweep import SweepError, SweepSettings, objective, parse_grid, parse_ranges, run_sweep
     from tradsys.backtest.sweep.ray_runner import RayUnreachable
+    from tradsys.cli.output import console
     from tradsys.cli.sweep_view import LiveView, caption, results_table, walk_forward_table
     from tradsys.data import load_market_data
 
     def fail(message: str, code: int = 2) -> typer.Exit:
         if as_json:
-            typer.echo(json.dumps({"error": {"exit_code": code, "message": message}}))
+            typer.echo(json.dumps({"error": {"exit_code": code, "reason": REASONS[code], "message": message}}))
         err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
         return typer.Exit(code)
 
@@ -114,15 +117,13 @@ def sweep(
         typer.echo(json.dumps(doc, indent=2, default=str))
         return
     if report.walk_forward is not None:
-        table = walk_forward_table(report.walk_forward, names)
-        table.caption = f"{table.caption}\n{caption(report)}"
+        shown = walk_forward_table(report.walk_forward, names)
     else:
-        table = results_table(results, names, report.objective,
+        shown = results_table(results, names, report.objective,
                               f"{strategy}: {len(report.results)} runs, ranked by {report.objective.metric} "
                               f"({report.objective.direction})")
-        table.caption = caption(report)
-    table.caption_justify = "left"
-    out.print(table)
+    console.print(shown)
+    console.print(caption(report), soft_wrap=True)
 
 
 def _public(row: dict[str, Any] | None) -> dict[str, Any] | None:

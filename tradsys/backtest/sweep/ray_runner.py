@@ -32,6 +32,7 @@ MAX_RETRIES = 3
 QUEUED_PER_CPU = 2
 CONNECT_TIMEOUT_S = 10.0
 INSTALL = "pip install 'tradsys[ray]'"
+START_HINT = "none runs on this machine: start one with `ray start --head`, or give --ray HOST:PORT"
 AUTH_HINT = ("if the cluster runs with a login token (Ray 2.60 turns one on when the head has ~/.ray/auth_token), "
              "give this machine the same token: RAY_AUTH_TOKEN=<`ray get-auth-token` on the head>, or copy the "
              "file; or start every machine of the cluster with RAY_AUTH_MODE=disabled on a network you trust")
@@ -72,7 +73,9 @@ class RayRunner:
             try:
                 ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
             except ConnectionError as exc:
-                raise RayUnreachable(f"no Ray cluster at {self.address!r} ({exc}); {AUTH_HINT}") from None
+                found_none = "Could not find any running Ray instance" in str(exc)
+                raise RayUnreachable(f"no Ray cluster at {self.address!r}: "
+                                     f"{START_HINT if found_none else f'{exc}; {AUTH_HINT}'}") from None
             self._owned = True
         self._refs = [ray.put((self.data_path.read_bytes(), load_meta(self.data_path))), ray.put(self.job)]
         self._remote = ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_ray_task)
