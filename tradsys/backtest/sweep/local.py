@@ -26,9 +26,6 @@ from tradsys.backtest.sweep.task import SweepJob, Task, error_row, run_task
 MAX_ATTEMPTS = 3
 """Worker deaths a task may be caught in before it is reported as an error."""
 QUEUED_PER_WORKER = 2
-THREADS_VAR = "POLARS_MAX_THREADS"
-"""Each worker's polars gets its share of the cores (unless the variable is set): N workers with a
-thread per core each would contend for them."""
 WAKE_S = 0.25
 """The longest this thread waits for a result at once: a signal (Ctrl-C) that another thread took is
 handled by this one only when it wakes."""
@@ -55,7 +52,6 @@ class LocalRunner:
         self.where = "this machine"
         self._pool: ProcessPoolExecutor | None = None
         self._data: Dataset | None = None
-        self._threads_set = False
 
     def __enter__(self) -> LocalRunner:
         return self
@@ -109,9 +105,6 @@ class LocalRunner:
     def close(self) -> None:
         """Stops the workers at once (tasks still running are abandoned)."""
         pool, self._pool = self._pool, None
-        if self._threads_set:
-            self._threads_set = False
-            os.environ.pop(THREADS_VAR, None)
         if pool is None:
             return
         processes = list(getattr(pool, "_processes", {}).values())
@@ -124,9 +117,6 @@ class LocalRunner:
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            if THREADS_VAR not in os.environ:  # read by polars when a worker imports it
-                self._threads_set = True
-                os.environ[THREADS_VAR] = str(max(1, default_workers() // self.workers))
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_start_worker, initargs=(self.data_path, self.job))
         return self._pool
