@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class SweepJob:
         return SweepJob(self.strategy, self.options, Path(path).expanduser().read_text())
 
     def strategy_class(self) -> type[Strategy]:
+        """The strategy; a file sent as text is written once per machine (by its content's hash) and loaded."""
         if self.strategy_source is None:
             return load_strategy(self.strategy)
         path_text, sep, name = self.strategy.partition(":")
@@ -42,7 +44,7 @@ class SweepJob:
         path = Path(tempfile.gettempdir()) / "tradsys-strategies" / digest / Path(path_text).name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{time.monotonic_ns()}.tmp")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(self.strategy_source)
             tmp.replace(path)
         return load_strategy(f"{path}{sep}{name}")
