@@ -39,6 +39,9 @@ def test_summary_returns_and_cagr() -> None:
     assert m["win_rate"] == 0.5
     assert m["profit_factor"] == pytest.approx(13 / 7)
     assert m["trades"] == 4 and m["fills"] == 4 and m["exposure"] == 0.5 and m["fees"] == 1.5
+    assert m["calmar"] is None  # no drawdown
+    dipped = summary(ts, [100.0, 90.0, 121.0], exposure=0.5, fees=0.0, fills=2, trade_pnls=[21], initial=100.0)
+    assert dipped["calmar"] == pytest.approx(0.21 / 0.1)  # CAGR over the 10% drawdown
 
 
 def test_trade_stats_without_losses() -> None:

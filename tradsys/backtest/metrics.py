@@ -6,7 +6,8 @@ interval; Sortino's downside deviation is sqrt(mean(min(r, 0)^2)) over all perio
 calendar time between the first and last points (365-day years), and only over MIN_ANNUAL_DAYS
 or more (`span_days` says how long the curve is). Max drawdown is the largest
 fall from a running peak as a fraction of that peak; its duration is the longest time spent
-below a previous peak (until the peak is regained, or the end). A trade is a round trip: from
+below a previous peak (until the peak is regained, or the end). Calmar is CAGR over max drawdown
+(none without a CAGR or a drawdown). A trade is a round trip: from
 flat to flat (a reversal closes one trade and opens another); its PnL includes fees.
 """
 
@@ -93,6 +94,7 @@ def summary(ts: Sequence[int] | pl.Series, equity: Sequence[float] | pl.Series, 
     }
     out.update(returns_stats(equity, YEAR_NS / period if period else 0.0))
     out.update(drawdown(ts, equity))
+    out["calmar"] = cagr / out["max_drawdown"] if cagr is not None and out["max_drawdown"] else None
     out.update(trade_stats(trade_pnls))
     out.update({"fills": fills, "exposure": exposure, "fees": fees})
     return out

@@ -18,6 +18,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("volatility", "Volatility (ann.)", "pct"),
     ("max_drawdown", "Max drawdown", "pct"),
     ("max_drawdown_duration_s", "Max drawdown duration", "dur"),
+    ("calmar", "Calmar (CAGR / max drawdown)", "num"),
     ("trades", "Trades (round trips)", "int"),
     ("win_rate", "Win rate", "pct"),
     ("profit_factor", "Profit factor", "num"),

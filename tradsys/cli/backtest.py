@@ -1,13 +1,11 @@
-"""`tradsys backtest run|sweep|strategies`: strategies over market data files, in this process."""
+"""`tradsys backtest run|sweep|strategies`: strategies over market data files (`sweep` is in `tradsys.cli.sweep`)."""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
-import itertools
 import json
-import multiprocessing
-import os
 import sys
 from collections.abc import Callable
 from decimal import Decimal
@@ -202,93 +200,6 @@ def run(
         raise typer.Exit(1)
 
 
-def _sweep_one(job: tuple[str, str, dict[str, Any], str | None, dict[str, Any]]) -> dict[str, Any]:
-    data, strategy, params, symbol, options = job
-    try:
-        result = run_backtest(data, strategy, params, symbol, options)
-        state = result.strategies[0]
-        return {"params": params, "metrics": result.to_dict()["metrics"], "state": state["state"], "error": state["error"],
-                "warnings": result.warnings}
-    except Exception as exc:
-        return {"params": params, "metrics": {}, "state": "error", "error": f"{type(exc).__name__}: {exc}",
-                "warnings": []}
-
-
-RANK_ASCENDING = {"max_drawdown", "max_drawdown_duration_s", "fees", "volatility"}
-
-
-@backtest_app.command()
-@engine_options
-def sweep(
-    data: DataArg,
-    strategy: StrategyOpt,
-    grid: Annotated[list[str], typer.Option("--grid", "-g", help="NAME=V1,V2,... (repeatable): the values to try.")],
-    param: ParamOpt = None,
-    symbol: SymbolOpt = None,
-    *,
-    options: dict[str, Any],
-    rank: Annotated[str, typer.Option("--rank", help="Metric to rank by (best first).")] = "sharpe",
-    workers: Annotated[int | None, typer.Option("--workers", help="Processes (default: all cores).")] = None,
-    top: Annotated[int | None, typer.Option("--top", help="Show only the best N.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the ranked results as JSON.")] = False,
-) -> None:
-    """Run a parameter grid on all cores and rank the results.
-
-    Example: tradsys backtest sweep examples/data/btc_bars_1m.csv --strategy sma_cross --grid fast=5,10,20 --grid slow=50,100
-    """
-    try:
-        cls = load_strategy(strategy)
-        fixed = parse_assignments(param)
-        axes = {k: [v.strip() for v in vals.split(",") if v.strip()] for k, vals in parse_assignments(grid).items()}
-        for name, values in axes.items():
-            if name not in cls.params:
-                raise ParamError(f"--grid {name}: unknown parameter (known: {', '.join(cls.params)})")
-            if not values:
-                raise ParamError(f"--grid {name}: no values")
-            for value in values:
-                cls.params[name].parse(name, value)
-    except (ParamError, StrategyNotFound) as exc:
-        raise _fail(str(exc)) from None
-    names = list(axes)
-    jobs = [(str(data), strategy, {**fixed, **dict(zip(names, combo))}, symbol, options)
-            for combo in itertools.product(*(axes[n] for n in names))]
-    procs = max(1, min(len(jobs), workers or os.cpu_count() or 1))
-    if procs == 1:
-        results = [_sweep_one(job) for job in jobs]
-    else:
-        with multiprocessing.get_context("spawn").Pool(procs) as pool:
-            results = pool.map(_sweep_one, jobs)
-    descending = rank not in RANK_ASCENDING
-
-    def key(r: dict[str, Any]) -> tuple[int, float]:
-        value = r["metrics"].get(rank)
-        if value is None:
-            return (1, 0.0)
-        return (0, -value if descending else value)
-
-    results.sort(key=key)
-    if top is not None:
-        results = results[:top]
-    if as_json:
-        typer.echo(json.dumps({"rank": rank, "results": results}, indent=2))
-        return
-    table = Table(title=f"{strategy}: {len(jobs)} runs on {procs} processes, ranked by {rank}")
-    for name in names:
-        table.add_column(name, justify="right")
-    for col in ("total return", "sharpe", "max dd", "trades", "win rate", "state"):
-        table.add_column(col, justify="right")
-    for r in results:
-        m = r["metrics"]
-
-        def pct(v: Any) -> str:
-            return "-" if v is None else f"{v * 100:.2f}%"
-
-        table.add_row(*[str(r["params"][n]) for n in names], pct(m.get("total_return")),
-                      "-" if m.get("sharpe") is None else f"{m['sharpe']:.3f}", pct(m.get("max_drawdown")),
-                      str(m.get("trades", "-")), pct(m.get("win_rate")), r["state"] if not r["error"] else r["error"][:40])
-    out.print(table)
-
-
 @backtest_app.command()
 def strategies(
     name: Annotated[str | None, typer.Argument(help="A strategy (built-in or FILE.py:Class) to describe.",
@@ -325,6 +236,8 @@ def params_table(classes: dict[str, Any]) -> Table:
                           spec.description)
     return table
 
+
+importlib.import_module("tradsys.cli.sweep")  # registers `backtest sweep` (its own module: the parallel search)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(backtest_app())
