@@ -1,10 +1,14 @@
 """Configuration: precedence, typo protection, typed conversion and the errors people will see."""
 
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port
 from tradsys.daemon.config import Config, ConfigError, load_config, redacted, resolve_home
 from tradsys.engine import SelfTradePrevention
 
@@ -208,3 +212,20 @@ def test_redacted_is_plain_data_without_secrets(tmp_path: Path) -> None:
 def test_config_is_constructible_directly(tmp_path: Path) -> None:
     assert Config(home=tmp_path).db_path == tmp_path / "tradsys.db"
     assert Config(home=tmp_path, db_path=Path("/var/db.sqlite")).db_path == Path("/var/db.sqlite")
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("[p2p]\nenable = true\n", "unknown key(s) in [p2p]: enable (known: enabled, id, secret, senders, ice_addresses)"),
+    ('[p2p]\nenabled = true\nsenders = "desk"\n', "[p2p] senders must be a list of texts, got 'desk'"),
+    ("[p2p]\nenabled = true\nsenders = []\n", "[p2p] senders = [] would ignore every signal"),
+    ('[p2p]\nenabled = "yes"\n', "[p2p] enabled must be a bool, got 'yes'"),
+])
+def test_a_bad_p2p_table_stops_the_start_with_one_line(tmp_path: Path, text: str, says: str) -> None:
+    """Checked before anything starts, whether the peer is on or not: a misspelt key would otherwise leave
+    the daemon's peer silently off."""
+    write(tmp_path, text)
+    done = subprocess.run([sys.executable, "-m", "tradsys", "daemon", "start", "--grpc-port", str(free_port()),
+                           "--http-port", str(free_port()), "--no-simulate"],
+                          env={**os.environ, "TRADSYS_HOME": str(tmp_path)}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "daemon.pid").exists()

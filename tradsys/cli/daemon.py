@@ -101,7 +101,7 @@ def start(
     daemon = Daemon(cfg)
     try:
         daemon.start()
-    except (OSError, RuleError, CorruptJournal, ExchangeFailure) as exc:
+    except (OSError, ConfigError, RuleError, CorruptJournal, ExchangeFailure) as exc:
         logging.getLogger("tradsys.daemon").error("daemon.start_failed", extra={"fields": {"error": str(exc)}})
         raise _fail(1, str(exc), as_json) from None
     process.write_pid(cfg.home, f"{cfg.grpc_host}:{daemon.grpc_port}", f"{cfg.http_host}:{daemon.http_port}",

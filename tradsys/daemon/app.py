@@ -33,6 +33,7 @@ from tradsys.daemon.market import SimulatedMarket
 from tradsys.daemon.market_config import SimConfig
 from tradsys.daemon.market_prices import DataFeed
 from tradsys.daemon.metrics import Metrics
+from tradsys.daemon.p2p_config import P2pConfig
 from tradsys.daemon.peerjs import PeerServer
 from tradsys.daemon.rest import Gateway
 from tradsys.daemon.rest import mount as mount_rest
@@ -111,6 +112,7 @@ class Daemon:
         config.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.live = live = LiveMarkets.from_config(config)
         self.alerter = self._alerter()
+        p2p = self._p2p_config()
         secret, _admin_token = ensure_secrets(config.home)
         self.store = Store(config.db_path, fsync=config.durability == "fsync")
         journal = self.store.journal
@@ -188,7 +190,7 @@ class Daemon:
             self.store.close()
             raise
         self.http_port = self.http.port
-        self.p2p = self._p2p(secret)
+        self.p2p = self._p2p(p2p, secret)
         self.grpc.start()
         self.alerter.start()
         self.grpc.set_serving(True)
@@ -198,24 +200,26 @@ class Daemon:
             http=f"{config.http_host}:{self.http_port}", market="simulated" if market else "off", pid=os.getpid(),
         )
 
-    def _p2p(self, secret: bytes) -> Any:
+    def _p2p_config(self) -> P2pConfig:
+        """`[p2p]`, checked before anything starts."""
+        raw = self.config.raw.get("p2p") or {}
+        if raw.get("senders") == []:
+            raise ConfigError("[p2p] senders = [] would ignore every signal; leave it out to take any sender's")
+        return section(P2pConfig, "p2p", raw)
+
+    def _p2p(self, spec: P2pConfig, secret: bytes) -> Any:
         """The daemon's own peer, signaling through our /peerjs, for the strategies' signals; None
         unless `[p2p] enabled` (aiortc is imported only then)."""
-        spec = self.config.raw.get("p2p") or {}
-        if not spec.get("enabled"):
+        if not spec.enabled:
             return None
-        senders = spec.get("senders")
-        if senders is not None and (not isinstance(senders, list) or not all(isinstance(s, str) for s in senders)):
-            raise ConfigError(f"[p2p] senders is a list of token subjects, got {senders!r}")
         from tradsys.p2p import signaling_url, use_addresses
         from tradsys.p2p.hub import SignalHub
 
-        if spec.get("ice_addresses"):
-            use_addresses([str(a) for a in spec["ice_addresses"]])
+        if spec.ice_addresses:
+            use_addresses(list(spec.ice_addresses))
         host = self.config.http_host if self.config.http_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
         hub = SignalHub(signaling_url(f"{host}:{self.http_port}"), issue_token(secret, "viewer", subject="daemon-p2p"),
-                        str(spec.get("id") or "tradsys"), self.strategies.on_signal,
-                        str(spec["secret"]).encode() if spec.get("secret") else None, senders)
+                        spec.id, self.strategies.on_signal, spec.secret.encode() or None, spec.senders or None)
         self.strategies.publish = hub.publish
         hub.start()
         return hub

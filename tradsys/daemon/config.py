@@ -32,15 +32,19 @@ S = TypeVar("S")
 def section(cls: type[S], name: str, raw: Mapping[str, Any]) -> S:
     """A settings dataclass from its config.toml table `[name]`: unknown keys are refused with the
     known ones listed; a number must be positive (and is made the field's own type); a flag or a
-    text must be one."""
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(raw) - known
+    text must be one; a tuple field takes a list of texts."""
+    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = set(raw) - set(known)
     if unknown:
         raise ConfigError(f"unknown key(s) in [{name}]: {', '.join(sorted(unknown))} (known: {', '.join(known)})")
     values: dict[str, Any] = {}
     for key, value in raw.items():
         default = getattr(cls, key)
-        if isinstance(default, (bool, str)):
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise ConfigError(f"[{name}] {key} must be a list of texts, got {value!r}")
+            values[key] = tuple(value)
+        elif isinstance(default, (bool, str)):
             if type(value) is not type(default):
                 raise ConfigError(f"[{name}] {key} must be a {type(default).__name__}, got {value!r}")
             values[key] = value
