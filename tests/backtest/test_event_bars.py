@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from tradsys.backtest import BacktestEngine
-from tradsys.engine.strategy import BarData, Bars, Strategy
+from tradsys.engine.strategy import BarData, Bars, Param, Strategy
 
 ROOT = Path(__file__).resolve().parents[2]
 BARS = ROOT / "examples" / "data" / "btc_bars_1m.csv"
@@ -145,3 +145,42 @@ def test_a_strategy_that_raises_gets_no_more_bars_and_others_go_on(cls: type[Fai
     assert STARTED[0].calls == calls
     if beside:
         assert result.strategies[1]["state"] == "stopped" and len(STARTED[1].seen) == result.info["rows"]
+
+
+MINUTE_NS = 60 * 10**9
+
+
+def bars_of(symbol: str, opens: list[float], every: int = 1) -> pl.DataFrame:
+    """Flat bars (open = high = low = close) a minute apart, or `every` minutes apart, from 2024-01-01."""
+    start = 1_704_067_200 * 10**9
+    return pl.DataFrame({"ts": [start + i * every * MINUTE_NS for i in range(len(opens))], "symbol": symbol,
+                         "open": opens, "high": opens, "low": opens, "close": opens, "volume": 10.0})
+
+
+class CrossOrder(Strategy):
+    """At the close of `at_symbol`'s bar number `at` (from 1), a market buy of one `buy_symbol`."""
+
+    params = {"at_symbol": Param(str, "", "whose close"), "at": Param(int, 1, "which bar"),
+              "buy_symbol": Param(str, "", "what to buy")}
+
+    def on_bars(self, bars: Bars) -> None:
+        if bars.symbol == self.p.at_symbol and bars.n == self.p.at:
+            self.ctx.buy(1, symbol=self.p.buy_symbol)
+
+
+@pytest.mark.parametrize(("eth_every", "at_symbol", "at", "buy_symbol", "price"), [
+    (1, "BTC-USD", 2, "ETH-USD", 30.0),   # ETH's bar of the same minute opened before BTC's closed
+    (1, "ETH-USD", 2, "BTC-USD", 300.0),  # and the other way round
+    (2, "ETH-USD", 1, "BTC-USD", 300.0),  # a 2-minute ETH bar closes after two BTC bars opened
+])
+def test_an_order_made_at_one_symbols_close_fills_at_another_symbols_next_open(
+        eth_every: int, at_symbol: str, at: int, buy_symbol: str, price: float) -> None:
+    """The order is made at the close's time; it fills at the first open of its symbol at or after that
+    time, never at a bar that opened before the order existed (look-ahead)."""
+    btc = bars_of("BTC-USD", [100.0, 200.0, 300.0, 400.0, 500.0])
+    eth = bars_of("ETH-USD", [10.0, 20.0, 30.0, 40.0, 50.0], every=eth_every)
+    data = pl.concat([btc, eth]).sort("ts", maintain_order=True)
+    _, result = run(data, (CrossOrder, {"at_symbol": at_symbol, "at": at, "buy_symbol": buy_symbol}),
+                    vectorised=False)
+    fills = result.fills.filter(pl.col("symbol") == buy_symbol)
+    assert fills.get_column("price").to_list() == [price]

@@ -8,6 +8,7 @@ strategies cost one call per bar and nothing else. `on_bar` strategies get a `Ba
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,12 @@ class BarReplay:
             sim.histories = {s: Bars.of(s, frame.filter(pl.col("symbol") == s)) for s in symbols}
             self.end_ns = frame.get_column("end_ns").to_list()
             self.rows = frame.get_column("symbol").to_list()
-        self.start_ns = int(frame.get_column("ts")[0]) if frame.height else 0
+        self.opens: list[int] = frame.get_column("ts").to_list()
+        self.start_ns = self.opens[0] if self.opens else 0
+        self.closing: list[tuple[int, int, str]] = []
+        """The closes due, (end_ns, row, symbol), soonest first: a heap."""
+        self.open_bars: set[str] = set()
+        """Symbols whose bar has opened and not closed yet."""
         self.symbols = symbols
         self.books = {s: sim.venue.books[s] for s in symbols}
         self.resting: set[str] = set()
@@ -73,6 +79,7 @@ class BarReplay:
             if progress is not None:
                 progress(start, n)
             rows(start, min(n, start + step))
+        self.close_all()
         if progress is not None:
             progress(n, n)
 
@@ -108,56 +115,67 @@ class BarReplay:
                 on_bars = _ignore
 
     def rows_between(self, start: int, stop: int) -> None:
-        """Rows `start` to `stop` - 1 in turn: each bar's open, then at its close the timers and the
-        bar callbacks; peers' signals before the open or the close they precede."""
+        """Rows `start` to `stop` - 1 in time order of their events: a bar's open at its `ts`, its close
+        (the timers and the bar callbacks) at its `end_ns`, every close due at or before an open first.
+        With several symbols a close can come after other symbols' opens (bars of one time, or of a
+        longer interval), so an order a strategy makes at a close never reaches a bar that opened
+        before it. Peers' signals come before the open or the close they precede."""
         sim = self.sim
         pending, resting, histories = sim.pending, self.resting, sim.histories
-        rows, end_ns = self.rows, self.end_ns
+        rows, end_ns, opens, closing = self.rows, self.end_ns, self.opens, self.closing
+        signals = sim.peer_signals
         bars = histories[self.symbols[0]]
         symbol = bars.symbol
-        calls, timer_runners = self.calls, self.timer_runners
-        signals = sim.peer_signals
-        next_signal = signals.next_ns
         for i in range(start, stop):
             if rows is not None:
                 symbol = rows[i]
                 bars = histories[symbol]
-            end = end_ns[i]
-            if next_signal <= end:  # a signal comes before this bar's open, or during the bar
-                signals.until(sim, bars.source("ts")[bars.n])
+            ts = opens[i]
+            while closing and (closing[0][0] <= ts or symbol in self.open_bars):
+                self.close(*heapq.heappop(closing))
+            if signals.next_ns <= ts:  # a signal comes before this bar's open
+                signals.until(sim, ts)
                 self.settle()
-                calls, timer_runners = self.calls, self.timer_runners
             if pending or resting:  # something may happen at this bar's open
                 self.bar_open(symbol, bars)
-                calls, timer_runners = self.calls, self.timer_runners
-            if next_signal <= end:
-                signals.until(sim, end)
-                next_signal = signals.next_ns
-                self.settle()
-                calls, timer_runners = self.calls, self.timer_runners
-            bars.advance()
-            sim.now = end
-            if timer_runners:
-                for runner in timer_runners:
-                    runner.timers(end)
-                if any(r.state != "running" for r in self.live):
-                    self.refresh()
-                    calls, timer_runners = self.calls, self.timer_runners
-            bar = None
-            for runner, callback, columns in calls:
-                try:
-                    if columns:
-                        callback(bars)
-                    else:
-                        if bar is None:
-                            k, source = bars.n - 1, bars.source
-                            bar = BarData(source("ts")[k], end, symbol, source("open")[k], source("high")[k],
-                                          source("low")[k], source("close")[k], source("volume")[k])
-                        callback(bar)
-                except Exception as exc:  # user code: contain it
-                    runner.fail("on_bars" if columns else "on_bar", exc)
-                    self.refresh()
-                    calls, timer_runners = self.calls, self.timer_runners
+            self.open_bars.add(symbol)
+            heapq.heappush(closing, (end_ns[i], i, symbol))
+
+    def close_all(self) -> None:
+        """The closes still due after the last open."""
+        while self.closing:
+            self.close(*heapq.heappop(self.closing))
+
+    def close(self, end: int, row: int, symbol: str) -> None:
+        """Row `row`'s close at `end`: its symbol's history moves on a bar, then the timers and the
+        strategies' bar callbacks run."""
+        sim = self.sim
+        self.open_bars.discard(symbol)
+        if sim.peer_signals.next_ns <= end:  # a signal comes during the bar
+            sim.peer_signals.until(sim, end)
+            self.settle()
+        bars = sim.histories[symbol]
+        bars.advance()
+        sim.now = end
+        if self.timer_runners:
+            for runner in self.timer_runners:
+                runner.timers(end)
+            if any(r.state != "running" for r in self.live):
+                self.refresh()
+        bar = None
+        for runner, callback, columns in self.calls:
+            try:
+                if columns:
+                    callback(bars)
+                else:
+                    if bar is None:
+                        k, source = bars.n - 1, bars.source
+                        bar = BarData(source("ts")[k], end, symbol, source("open")[k], source("high")[k],
+                                      source("low")[k], source("close")[k], source("volume")[k])
+                    callback(bar)
+            except Exception as exc:  # user code: contain it
+                runner.fail("on_bars" if columns else "on_bar", exc)
+                self.refresh()
 
     def bar_open(self, symbol: str, bars: Bars) -> None:
         """The open of `symbol`'s next bar (index `bars.n`): the actions waiting for it reach the

@@ -11,6 +11,9 @@ given); set them with `limits=` if wanted.
 Bars (ts = bar start; a bar's close is at ts + the data's bar interval)
   1. on_bar(t) runs at the close of bar t. Orders, cancels and amends it makes reach the venue at the
      open of the symbol's next bar t+1, in the order they were made: nothing fills within bar t.
+     With several symbols, events go in time order (a close before an open at the same time), so an
+     order made at one symbol's close reaches another symbol at its first open at or after that
+     close, never a bar of it that opened earlier.
   2. At the open of t+1 a market order fills in full at the open price, moved against the order by
      `slippage_bps` (buys higher, sells lower, rounded to the tick away from the order). A limit order
      priced at or through that price fills there too (at the better of the two); post-only orders
