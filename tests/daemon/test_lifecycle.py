@@ -191,3 +191,31 @@ def test_sigusr1_dumps_every_threads_stack_and_the_daemon_keeps_serving(daemon: 
     assert "/tradsys/" in dump, "the stacks name the daemon's own code"
     stub = md_grpc.MarketDataServiceStub(daemon.channel())
     assert stub.GetBook(md.GetBookRequest(symbol="BTC-USD", depth=1), metadata=daemon.metadata(), timeout=10).book.bids
+
+
+RACE = """
+import signal, threading
+from tradsys.daemon.app import Daemon
+from tradsys.daemon.config import load_config
+
+
+class Racy(threading.Event):
+    def wait(self, timeout=None):
+        with self._cond:  # the signal lands while this thread holds the Event's own lock
+            signal.raise_signal(signal.SIGTERM)
+        return super().wait(timeout)
+
+
+daemon = Daemon(load_config())
+daemon._stopped = Racy()
+daemon.stop = lambda: print("stopped", flush=True)
+daemon.wait()
+"""
+
+
+def test_sigterm_stops_the_daemon_even_when_it_lands_inside_the_wait(tmp_path: Path) -> None:
+    """A daemon once ignored SIGTERM for good: its handler set the Event the main thread was waiting on,
+    and the signal had come while that thread held the Event's lock."""
+    done = subprocess.run([sys.executable, "-c", RACE], env={**os.environ, "TRADSYS_HOME": str(tmp_path)},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "stopped\n", done.stderr

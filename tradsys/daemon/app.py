@@ -285,10 +285,13 @@ class Daemon:
         return now, signals
 
     def wait(self) -> None:
-        """Block the main thread until SIGTERM/SIGINT, then stop gracefully."""
+        """Block the main thread until SIGTERM/SIGINT, then stop gracefully. The handlers only note the
+        signal: a handler runs on this thread between two of its steps, possibly while it holds the lock
+        inside `_stopped.wait`, and setting that Event from there would wait for ever on itself."""
+        signalled: list[int] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self._stopped.set())
-        while not self._stopped.wait(0.5):
+            signal.signal(sig, lambda number, _frame: signalled.append(number))
+        while not signalled and not self._stopped.wait(0.1):
             if self.core is not None and self.core.failed is not None:
                 log_event(log, logging.ERROR, "daemon.engine_failed", error=str(self.core.failed))
                 break
