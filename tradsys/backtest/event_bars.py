@@ -132,7 +132,7 @@ class BarReplay:
                 bars = histories[symbol]
             ts = opens[i]
             while closing and (closing[0][0] <= ts or symbol in self.open_bars):
-                self.close(*heapq.heappop(closing))
+                self.close(heapq.heappop(closing))
             if signals.next_ns <= ts:  # a signal comes before this bar's open
                 signals.until(sim, ts)
                 self.settle()
@@ -144,11 +144,12 @@ class BarReplay:
     def close_all(self) -> None:
         """The closes still due after the last open."""
         while self.closing:
-            self.close(*heapq.heappop(self.closing))
+            self.close(heapq.heappop(self.closing))
 
-    def close(self, end: int, row: int, symbol: str) -> None:
-        """Row `row`'s close at `end`: its symbol's history moves on a bar, then the timers and the
-        strategies' bar callbacks run."""
+    def close(self, due: tuple[int, int, str]) -> None:
+        """A close from `closing` (its row orders closes at one time): the symbol's history moves on a
+        bar, then the timers and the strategies' bar callbacks run."""
+        end, _row, symbol = due
         sim = self.sim
         self.open_bars.discard(symbol)
         if sim.peer_signals.next_ns <= end:  # a signal comes during the bar

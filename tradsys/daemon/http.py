@@ -186,7 +186,7 @@ class _Connection(ServerConnection):
         self.owner = owner
         self.plain: _Http1 | None = None
         self.busy: _Busy | None = None
-        """Set on a connection past `max_connections`: it is answered 503 and never read."""
+        """Set on a connection past `max_connections`: its request head is answered 503, the rest dropped."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         owner = self.owner
